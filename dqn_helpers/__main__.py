@@ -1,0 +1,127 @@
+"""Command line: ``python -m dqn_helpers {train,evaluate,record} --help``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import dqn_helpers
+
+DEFAULT_GAME = "Breakout"
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    from dqn_helpers.training import DQNConfig
+
+    docs = DQNConfig.docs()
+    for field in dataclasses.fields(DQNConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=docs[field.name])
+        else:
+            kind = {"int": int, "float": float, "str": str}[str(field.type)]
+            parser.add_argument(flag, type=kind, default=None, help=f"{docs[field.name]} (default: {field.default})")
+
+
+def _agent(weights: Path | None, game: str):
+    """The Q-network loaded from ``weights``, or the random agent without them."""
+    from dqn_helpers.envs import make_env
+    from dqn_helpers.networks import load_q_network
+    from dqn_helpers.policies import RandomPolicy
+
+    num_actions = int(make_env(game, training=False).action_space.n)
+    if weights is None:
+        print(f"No --weights given: using the random agent ({num_actions} actions).", file=sys.stderr)
+        return RandomPolicy(num_actions)
+    return load_q_network(weights, num_actions)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from dqn_helpers.training import DQNConfig, train
+
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(DQNConfig) if getattr(args, f.name) is not None}
+    summary = train(DQNConfig(**overrides), args.run_dir, progress=not args.no_progress)
+    print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in summary._asdict().items()}))
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from dqn_helpers.evaluation import evaluate, summarize
+
+    scores = evaluate(
+        _agent(args.weights, args.game), game=args.game, episodes=args.episodes, epsilon=args.epsilon,
+        seed=args.seed, max_episode_frames=args.max_episode_frames, progress=not args.no_progress,
+    )  # fmt: skip
+    report = {
+        "game": args.game,
+        "weights": str(args.weights) if args.weights else "random agent",
+        "protocol": {"epsilon": args.epsilon, "max_episode_frames": args.max_episode_frames, "noop_max": 30,
+                     "full_games": True, "seed": args.seed},
+        **summarize(scores),
+        "scores": scores.tolist(),
+    }  # fmt: skip
+    text = json.dumps(report, indent=2)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+    print(text)
+
+
+def _record(args: argparse.Namespace) -> None:
+    from dqn_helpers.video import record_episode
+
+    recorded = record_episode(
+        _agent(args.weights, args.game), args.output, game=args.game, epsilon=args.epsilon, seed=args.seed,
+        max_episode_frames=args.max_episode_frames,
+    )  # fmt: skip
+    print(f"Wrote {recorded.frames} frames (score {recorded.score:g}) to {recorded.path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m dqn_helpers``."""
+    from dqn_helpers.evaluation import EVAL_EPSILON, EVAL_MAX_EPISODE_FRAMES
+
+    parser = argparse.ArgumentParser(prog="python -m dqn_helpers", description="Train, evaluate and record DQN agents on Atari.")
+    parser.add_argument("--version", action="version", version=dqn_helpers.__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train_parser = commands.add_parser("train", help="train a DQN agent (resumes from --run-dir's checkpoint)")
+    train_parser.add_argument("--run-dir", type=Path, default=Path("runs/breakout"), help="folder for logs, checkpoints, weights")
+    train_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_flags(train_parser)
+    train_parser.set_defaults(run=_train)
+
+    for name, help_text, run in (
+        ("evaluate", "score an agent by the standard protocol (full games, no-op starts, epsilon 0.05)", _evaluate),
+        ("record", "record one game of an agent to an MP4 or GIF", _record),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--weights", type=Path, help="a .weights.h5 file; the random agent without it")
+        sub.add_argument("--game", default=DEFAULT_GAME, help="ALE game name")
+        sub.add_argument("--epsilon", type=float, default=EVAL_EPSILON, help="probability of a random action")
+        sub.add_argument("--seed", type=int, default=0, help="seed of the no-op starts and exploration")
+        sub.add_argument("--max-episode-frames", type=int, default=EVAL_MAX_EPISODE_FRAMES, help="emulator frames per game at most")
+        sub.set_defaults(run=run)
+    evaluate_parser, record_parser = commands.choices["evaluate"], commands.choices["record"]
+    evaluate_parser.add_argument("--episodes", type=int, default=30, help="full games to play")
+    evaluate_parser.add_argument("--output", type=Path, help="also write the JSON report here")
+    evaluate_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    record_parser.add_argument("--output", type=Path, default=Path("videos/breakout.mp4"), help=".mp4 or .gif to write")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

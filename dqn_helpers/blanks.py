@@ -1,0 +1,163 @@
+"""Inline ``___`` blanks: the nbgrader preprocessor that makes them, the IPython
+extension that explains them.
+
+**In the solution notebooks** a line that becomes a blank carries its student
+version in a trailing marker, so the solution stays valid, runnable Python::
+
+    conv = layers.Conv2D(32, 8, strides=4)  # BLANK: conv = layers.Conv2D(___, 8, strides=___)
+
+:class:`ClearSolutionsWithBlanks` (used by ``nbgrader generate_assignment`` in
+place of nbgrader's ``ClearSolutions``) replaces each such line with its template,
+keeping the indentation, after checking that the template is the solution line with
+some parts blanked out: the two cannot drift apart.
+
+**In the student's notebook** IPython already binds ``___`` to the third-last
+output (``''`` at first), so an unfilled blank would silently run with a wrong
+value. The extension, loaded with ``%load_ext dqn_helpers.blanks``, checks each
+cell before it runs: a cell that still reads ``___`` raises :class:`UnfilledBlankError`
+naming the lines to fill, and nothing in it runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from nbgrader import utils as nbgrader_utils
+from nbgrader.preprocessors import ClearSolutions
+
+__all__ = [
+    "BLANK",
+    "MARKER",
+    "BlankTemplateError",
+    "ClearSolutionsWithBlanks",
+    "UnfilledBlankError",
+    "apply_blank",
+    "find_blanks",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+BLANK = "___"
+MARKER = "# BLANK:"
+_MARKED_LINE = re.compile(r"^(?P<indent>\s*)(?P<code>.*?)\s*" + re.escape(MARKER) + r" ?(?P<template>.*)$")
+
+
+class BlankTemplateError(ValueError):
+    """A ``# BLANK:`` template does not match the solution line it annotates."""
+
+
+def apply_blank(line: str) -> str:
+    """Turn a solution line with a ``# BLANK:`` marker into its student version.
+
+    Lines without a marker come back unchanged.
+
+    Args:
+        line: One line of a solution cell.
+
+    Returns:
+        The template, indented like the solution line.
+
+    Raises:
+        BlankTemplateError: If the template has no ``___`` or is not the solution
+            line with parts replaced by ``___``.
+
+    Example:
+        >>> apply_blank("    x = conv(32, strides=4)  # BLANK: x = conv(___, strides=___)")
+        '    x = conv(___, strides=___)'
+    """
+    match = _MARKED_LINE.match(line)
+    if match is None:
+        return line
+    code, template = match["code"], match["template"].strip()
+    if BLANK not in template:
+        raise BlankTemplateError(f"a {MARKER} template must contain {BLANK}; line: {line.strip()!r}")
+    pattern = "(.+?)".join(re.escape(part) for part in template.split(BLANK))
+    if not code or re.fullmatch(pattern, code) is None:
+        raise BlankTemplateError(
+            f"the {MARKER} template must be the solution line with parts replaced by {BLANK}, "
+            f"but {template!r} does not match {code!r}"
+        )
+    return match["indent"] + template
+
+
+class ClearSolutionsWithBlanks(ClearSolutions):
+    """nbgrader's ``ClearSolutions``, plus inline ``___`` blanks from ``# BLANK:`` markers.
+
+    Marked lines may sit in any solution cell, alongside ``### BEGIN SOLUTION``
+    regions or instead of them; a cell with markers keeps the rest of its code.
+    Markers outside solution cells are an error: a test or a locked cell must
+    never change between the solutions and the release.
+    """
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if cell.cell_type != "code" or MARKER not in cell.source:
+            return super().preprocess_cell(cell, resources, cell_index)
+        if not nbgrader_utils.is_solution(cell):
+            raise BlankTemplateError(
+                f"{MARKER} markers belong in solution cells only; cell {cell_index} is not one:\n{cell.source}"
+            )
+        cell.source = "\n".join(apply_blank(line) for line in cell.source.split("\n"))
+        if self.begin_solution_delimeter in cell.source:
+            return super().preprocess_cell(cell, resources, cell_index)
+        # nbgrader would replace a whole solution cell without a region by its stub;
+        # here the blanks are the answer, and the rest of the cell must stay.
+        return cell, resources
+
+
+class UnfilledBlankError(Exception):
+    """A cell still has ``___`` blanks; it was not run."""
+
+    def __init__(self, lines: list[tuple[int, str]]):
+        self.lines = lines
+        where = "; ".join(f"line {number}: {text.strip()}" for number, text in lines)
+        plural = "s" if len(lines) > 1 else ""
+        super().__init__(
+            f"Fill in the {BLANK} blank{plural} before running this cell (nothing in it ran). "
+            f"Replace {BLANK} on {where}"
+        )
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: the message is all a student needs.
+        rows = [f"UnfilledBlankError: this cell still has {BLANK} blanks; nothing in it ran.", "Fill in:"]
+        rows += [f"  line {number}:  {text.strip()}" for number, text in self.lines]
+        return rows
+
+
+def find_blanks(source: str) -> list[tuple[int, str]]:
+    """Lines of Python source that use the name ``___``, as ``(line number, text)``.
+
+    Source that does not parse has no blanks to report (Python's own SyntaxError
+    says more).
+
+    Example:
+        >>> find_blanks("a = 1\\nb = f(___, 2)\\nc = '___'")
+        [(2, 'b = f(___, 2)')]
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    numbers = sorted({node.lineno for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id == BLANK})
+    lines = source.splitlines()
+    return [(number, lines[number - 1]) for number in numbers]
+
+
+def _refuse_blanks(lines: list[str]) -> list[str]:
+    """IPython input transformer: replace a cell that reads ``___`` by one that explains."""
+    blanks = find_blanks("".join(lines))
+    if not blanks:
+        return lines
+    return [f"raise __import__('importlib').import_module({__name__!r}).UnfilledBlankError({blanks!r})\n"]
+
+
+def load_ipython_extension(ipython) -> None:
+    """Called by ``%load_ext dqn_helpers.blanks``: check every cell for blanks."""
+    if _refuse_blanks not in ipython.input_transformers_post:
+        ipython.input_transformers_post.append(_refuse_blanks)
+
+
+def unload_ipython_extension(ipython) -> None:
+    """Called by ``%unload_ext dqn_helpers.blanks``."""
+    if _refuse_blanks in ipython.input_transformers_post:
+        ipython.input_transformers_post.remove(_refuse_blanks)

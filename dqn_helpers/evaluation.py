@@ -1,0 +1,132 @@
+"""Scoring an agent by the standard Atari evaluation protocol.
+
+Mnih et al. (2015) score an agent on full games (all lives), each started with up
+to 30 random no-ops, acting epsilon-greedily with epsilon = 0.05, and cut off after
+5 minutes of play: 18,000 emulator frames (4,500 agent steps). Scores are the game's
+own, unclipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from dqn_helpers._tensorflow import keras
+from dqn_helpers.envs import make_env
+from dqn_helpers.policies import Policy, QPolicy
+
+__all__ = ["EVAL_EPSILON", "EVAL_MAX_EPISODE_FRAMES", "StepRecord", "as_policy", "evaluate", "play_episode", "summarize"]
+
+EVAL_EPSILON = 0.05
+EVAL_MAX_EPISODE_FRAMES = 18_000  # emulator frames: 5 minutes at 60 Hz
+
+
+class StepRecord(NamedTuple):
+    """One agent step of an episode being played."""
+
+    state: np.ndarray  # the state the action was chosen in
+    action: int
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+
+
+def as_policy(agent: Policy | keras.Model) -> Policy:
+    """Accept either a policy or a Keras Q-network (wrapped in :class:`QPolicy`)."""
+    return QPolicy(agent) if isinstance(agent, keras.Model) else agent
+
+
+def play_episode(
+    env: gym.Env, policy: Policy, rng: np.random.Generator, *, epsilon: float, seed: int | None = None
+) -> Iterator[StepRecord]:
+    """Play one episode, yielding every step as it happens.
+
+    Args:
+        env: The environment (reset here).
+        policy: Picks the actions.
+        rng: Random generator for exploration.
+        epsilon: Probability of a random action.
+        seed: Seed for the environment's reset (its random no-ops).
+
+    Yields:
+        A :class:`StepRecord` per agent step, until the episode terminates or is truncated.
+    """
+    state, _ = env.reset(seed=seed)
+    while True:
+        action = policy(state, rng, epsilon)
+        next_state, reward, terminated, truncated, info = env.step(action)
+        yield StepRecord(state, action, float(reward), terminated, truncated, info)
+        if terminated or truncated:
+            return
+        state = next_state
+
+
+def evaluate(
+    agent: Policy | keras.Model,
+    *,
+    game: str = "Breakout",
+    episodes: int = 30,
+    epsilon: float = EVAL_EPSILON,
+    seed: int = 0,
+    max_episode_frames: int = EVAL_MAX_EPISODE_FRAMES,
+    progress: bool = True,
+) -> np.ndarray:
+    """Score an agent on full games by the standard protocol.
+
+    Args:
+        agent: A policy, or a Keras Q-network to act greedily with.
+        game: ALE game name.
+        episodes: Number of full games to play.
+        epsilon: Probability of a random action (0.05 in the protocol).
+        seed: Seeds episode ``i``'s reset with ``seed + i`` and the exploration.
+        max_episode_frames: Emulator frames after which a game is cut off.
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        Every game's score, float64 of shape ``(episodes,)``.
+
+    Raises:
+        ValueError: If ``episodes`` is not positive.
+
+    Example:
+        >>> from dqn_helpers.policies import RandomPolicy
+        >>> scores = evaluate(RandomPolicy(4), episodes=2, max_episode_frames=400, progress=False)
+        >>> scores.shape
+        (2,)
+    """
+    if episodes <= 0:
+        raise ValueError(f"episodes must be positive, got {episodes}")
+    policy = as_policy(agent)
+    env = make_env(game, training=False, max_episode_frames=max_episode_frames)
+    rng = np.random.default_rng(seed)
+    scores = [
+        sum(step.reward for step in play_episode(env, policy, rng, epsilon=epsilon, seed=seed + episode))
+        for episode in tqdm(range(episodes), desc="evaluating", unit="game", disable=not progress)
+    ]
+    env.close()
+    return np.asarray(scores, dtype=np.float64)
+
+
+def summarize(scores: np.ndarray) -> dict[str, float]:
+    """Mean, median, standard deviation, min and max of evaluation scores.
+
+    Example:
+        >>> summarize(np.array([1.0, 2.0, 6.0]))["median"]
+        2.0
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size == 0:
+        raise ValueError("cannot summarize an empty list of scores")
+    return {
+        "episodes": int(scores.size),
+        "mean": float(scores.mean()),
+        "median": float(np.median(scores)),
+        "std": float(scores.std()),
+        "min": float(scores.min()),
+        "max": float(scores.max()),
+    }

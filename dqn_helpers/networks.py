@@ -1,0 +1,86 @@
+"""The Q-network of Mnih et al. (2015), "Human-level control through deep RL".
+
+Input: a stack of 4 grayscale 84x84 ``uint8`` frames, channels first as the
+environment returns them. Inside the model the stack is moved to channels last
+(TensorFlow's CPU convolutions need it) and scaled to [0, 1], so callers never
+convert frames to float themselves and the replay buffer stays ``uint8``.
+
+=========  =============================  ==============
+layer      shape out (for 4 actions)      parameters
+=========  =============================  ==============
+conv 1     20x20x32, 8x8 stride 4, ReLU   8x8x4x32+32 = 8,224
+conv 2     9x9x64, 4x4 stride 2, ReLU     4x4x32x64+64 = 32,832
+conv 3     7x7x64, 3x3 stride 1, ReLU     3x3x64x64+64 = 36,928
+dense      512, ReLU                      3136x512+512 = 1,606,144
+head       4, linear                      512x4+4 = 2,052
+=========  =============================  ==============
+
+1,686,180 parameters in all for Breakout's 4 actions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dqn_helpers._tensorflow import keras
+
+__all__ = ["load_q_network", "nature_cnn"]
+
+
+def nature_cnn(num_actions: int, *, input_shape: tuple[int, int, int] = (4, 84, 84), name: str = "q_network") -> keras.Model:
+    """Build the Nature DQN convolutional Q-network.
+
+    Args:
+        num_actions: Number of discrete actions: one Q-value output each.
+        input_shape: Shape of one state, channels (stacked frames) first.
+        name: The model's name.
+
+    Returns:
+        A Keras functional model mapping ``uint8`` states ``(batch, 4, 84, 84)`` to
+        Q-values ``(batch, num_actions)``.
+
+    Raises:
+        ValueError: If ``num_actions`` is not positive.
+
+    Example:
+        >>> model = nature_cnn(4)
+        >>> model.count_params()
+        1686180
+        >>> model.output_shape
+        (None, 4)
+    """
+    if num_actions <= 0:
+        raise ValueError(f"num_actions must be positive, got {num_actions}")
+    num_actions = int(num_actions)  # gymnasium's action_space.n is a NumPy integer, which Dense rejects
+    layers = keras.layers
+    states = keras.Input(shape=input_shape, dtype="uint8", name="states")
+    x = layers.Permute((2, 3, 1), name="channels_last")(states)
+    x = layers.Rescaling(1.0 / 255.0, name="scale")(x)
+    x = layers.Conv2D(32, 8, strides=4, activation="relu", name="conv1")(x)
+    x = layers.Conv2D(64, 4, strides=2, activation="relu", name="conv2")(x)
+    x = layers.Conv2D(64, 3, strides=1, activation="relu", name="conv3")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(512, activation="relu", name="dense")(x)
+    q_values = layers.Dense(num_actions, name="q_values")(x)
+    return keras.Model(states, q_values, name=name)
+
+
+def load_q_network(weights_path: str | Path, num_actions: int) -> keras.Model:
+    """Build :func:`nature_cnn` and load saved weights into it.
+
+    Args:
+        weights_path: A ``.weights.h5`` file written by ``model.save_weights``.
+        num_actions: The number of actions the weights were trained with.
+
+    Returns:
+        The Q-network with the weights loaded.
+
+    Raises:
+        FileNotFoundError: If there is no such file.
+    """
+    weights_path = Path(weights_path)
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"no weights file at {weights_path}")
+    model = nature_cnn(num_actions)
+    model.load_weights(weights_path)
+    return model

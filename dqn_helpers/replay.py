@@ -1,0 +1,248 @@
+"""Uniform experience replay that stores every 84x84 frame once.
+
+A transition's state and next state are stacks of 4 frames that overlap in 3 of
+them, and consecutive transitions overlap again. Storing the stacks would keep each
+frame 8 times; this buffer keeps one frame per transition (the newest frame of the
+next state) and rebuilds the stacks when it samples, as Dopamine's circular replay
+buffer does.
+
+Memory per transition, at capacity:
+
+====================  =====================
+frame                 84 x 84 x 1 B = 7,056 B
+action                1 B (uint8)
+reward                4 B (float32)
+terminated            1 B (bool)
+position in episode   1 B (uint8, capped at 255)
+**total**             **7,063 B**
+====================  =====================
+
+against 2 x 4 x 84 x 84 x 4 B = 225,792 B for float32 stack pairs. Each episode
+also uses one slot for its first frame, which is not a transition.
+
+Stacks never cross an episode start: frames from before it are zeros, exactly as
+``FrameStackObservation(..., padding_type="zero")`` in :mod:`dqn_helpers.envs`
+pads them, so the states the agent learns from are the states it acted on.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Batch", "ReplayBuffer"]
+
+_POSITION_CAP = np.iinfo(np.uint8).max
+
+
+class Batch(NamedTuple):
+    """A batch of transitions; the first axis of every array is the batch."""
+
+    states: np.ndarray  # uint8, (B, 4, 84, 84)
+    actions: np.ndarray  # int64, (B,)
+    rewards: np.ndarray  # float32, (B,)
+    next_states: np.ndarray  # uint8, (B, 4, 84, 84)
+    terminated: np.ndarray  # float32, (B,): 1.0 where the episode really ended
+
+
+class ReplayBuffer:
+    """A circular, uniform replay buffer of ``uint8`` frame stacks.
+
+    Call :meth:`add` once per agent step with the transition just taken. Within an
+    episode, each ``state`` must be the previous ``next_state``; an episode ends
+    with ``terminated`` or ``truncated``, and the next ``add`` starts a new one.
+
+    Args:
+        capacity: How many transitions to keep (agent steps); the oldest are
+            overwritten first.
+        frame_shape: Shape of one frame.
+        stack_size: Frames per state.
+
+    Raises:
+        ValueError: If ``capacity`` is not positive or smaller than a stack.
+
+    Example:
+        >>> buffer = ReplayBuffer(capacity=100, frame_shape=(2, 2), stack_size=4)
+        >>> state = np.zeros((4, 2, 2), np.uint8)
+        >>> for t in range(1, 6):
+        ...     next_state = np.concatenate([state[1:], np.full((1, 2, 2), t, np.uint8)])
+        ...     buffer.add(state, action=1, reward=1.0, next_state=next_state, terminated=False)
+        ...     state = next_state
+        >>> len(buffer)
+        5
+        >>> batch = buffer.sample(3, np.random.default_rng(0))
+        >>> batch.states.shape, batch.next_states.dtype
+        ((3, 4, 2, 2), dtype('uint8'))
+    """
+
+    _ARRAYS = ("frames", "actions", "rewards", "terminated", "positions")
+
+    def __init__(self, capacity: int, frame_shape: tuple[int, ...] = (84, 84), stack_size: int = 4):
+        if capacity <= 0:
+            raise ValueError(f"capacity must be positive, got {capacity}")
+        if stack_size <= 0:
+            raise ValueError(f"stack_size must be positive, got {stack_size}")
+        if capacity <= stack_size:
+            raise ValueError(f"capacity must exceed stack_size ({stack_size}), got {capacity}")
+        self.capacity = capacity
+        self.frame_shape = tuple(frame_shape)
+        self.stack_size = stack_size
+        self._frames = np.zeros((capacity, *self.frame_shape), dtype=np.uint8)
+        self._actions = np.zeros(capacity, dtype=np.uint8)
+        self._rewards = np.zeros(capacity, dtype=np.float32)
+        self._terminated = np.zeros(capacity, dtype=bool)
+        # Agent steps since the episode's first frame (0 marks that frame's slot).
+        self._positions = np.zeros(capacity, dtype=np.uint8)
+        self._written = 0  # slots ever written: the logical index of the next one
+        self._transitions = 0  # transitions among the slots still held
+        self._episode_open = False
+
+    def __len__(self) -> int:
+        """The number of transitions held (the oldest few may lack frames to sample)."""
+        return self._transitions
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the buffer's arrays (allocated up front, at full capacity)."""
+        return sum(getattr(self, f"_{name}").nbytes for name in self._ARRAYS)
+
+    def add(
+        self,
+        state: np.ndarray,
+        action: int,
+        reward: float,
+        next_state: np.ndarray,
+        terminated: bool,
+        truncated: bool = False,
+    ) -> None:
+        """Store one transition.
+
+        Args:
+            state: The stack the agent acted on, ``uint8`` of shape ``(stack_size, *frame_shape)``.
+            action: The action taken (0-255).
+            reward: The reward received (already clipped, if clipping is wanted).
+            next_state: The stack that followed.
+            terminated: True if the episode really ended here (no bootstrapping).
+            truncated: True if the episode was cut short (a time limit): the
+                target still bootstraps from ``next_state``, but the next ``add``
+                starts a new episode.
+
+        Raises:
+            ValueError: If a stack has the wrong shape or dtype, the action is out
+                of range, or ``state`` does not continue the previous transition.
+        """
+        self._check_stack("state", state)
+        self._check_stack("next_state", next_state)
+        if not 0 <= action <= 255:
+            raise ValueError(f"action must be an integer in [0, 255], got {action}")
+        if self._episode_open:
+            previous = self._frames[(self._written - 1) % self.capacity]
+            if not np.array_equal(state[-1], previous):
+                raise ValueError(
+                    "state does not continue the previous transition: within an episode, each state must be "
+                    "the previous next_state (is `state = next_state` missing?), and an episode must end with "
+                    "terminated=True or truncated=True before a new one starts"
+                )
+            position = min(int(self._positions[(self._written - 1) % self.capacity]) + 1, _POSITION_CAP)
+        else:
+            self._write_slot(state[-1], 0, 0.0, False, position=0)
+            position = 1
+        self._write_slot(next_state[-1], action, reward, terminated, position)
+        self._episode_open = not (terminated or truncated)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        """Draw transitions uniformly at random, with replacement.
+
+        Args:
+            batch_size: How many transitions to draw.
+            rng: The random generator to draw with (pass one for reproducibility).
+
+        Returns:
+            A :class:`Batch` of NumPy arrays.
+
+        Raises:
+            ValueError: If ``batch_size`` is not positive or the buffer is empty.
+        """
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if self._transitions == 0:
+            raise ValueError("cannot sample from an empty replay buffer: add transitions first")
+        indices = np.empty(0, dtype=np.int64)
+        oldest = max(0, self._written - self.capacity)
+        while indices.size < batch_size:
+            candidates = rng.integers(oldest, self._written, size=2 * batch_size)
+            indices = np.concatenate([indices, candidates[self._valid(candidates, oldest)]])
+        indices = indices[:batch_size]
+        slots = indices % self.capacity
+        return Batch(
+            states=self._stacks(indices - 1),
+            actions=self._actions[slots].astype(np.int64),
+            rewards=self._rewards[slots],
+            next_states=self._stacks(indices),
+            terminated=self._terminated[slots].astype(np.float32),
+        )
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The buffer's contents and cursors, for a checkpoint (``np.savez`` can store it)."""
+        arrays = {name: getattr(self, f"_{name}") for name in self._ARRAYS}
+        counters = np.array([self._written, self._transitions], dtype=np.int64)
+        return {**arrays, "counters": counters}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned.
+
+        The episode that was under way when the state was saved cannot go on (the
+        environment restarts), so it counts as truncated: its transitions still
+        bootstrap, and the next ``add`` starts a new episode.
+
+        Raises:
+            ValueError: If the arrays do not fit this buffer's capacity and shapes.
+        """
+        for name in self._ARRAYS:
+            mine = getattr(self, f"_{name}")
+            theirs = np.asarray(state[name])
+            if theirs.shape != mine.shape or theirs.dtype != mine.dtype:
+                raise ValueError(
+                    f"replay state does not fit this buffer: {name} needs {mine.dtype} {mine.shape}, "
+                    f"got {theirs.dtype} {theirs.shape}"
+                )
+            mine[...] = theirs
+        self._written, self._transitions = (int(n) for n in state["counters"])
+        self._episode_open = False
+
+    def _write_slot(self, frame: np.ndarray, action: int, reward: float, terminated: bool, position: int) -> None:
+        slot = self._written % self.capacity
+        if self._written >= self.capacity and self._positions[slot] > 0:
+            self._transitions -= 1  # overwriting the oldest transition
+        self._frames[slot] = frame
+        self._actions[slot] = action
+        self._rewards[slot] = reward
+        self._terminated[slot] = terminated
+        self._positions[slot] = position
+        self._written += 1
+        if position > 0:
+            self._transitions += 1
+
+    def _valid(self, indices: np.ndarray, oldest: int) -> np.ndarray:
+        """Which logical indices are transitions whose frames are all still held."""
+        positions = self._positions[indices % self.capacity].astype(np.int64)
+        # The state reaches back min(position, stack_size) slots, or to the episode start.
+        return (positions > 0) & (indices - np.minimum(positions, self.stack_size) >= oldest)
+
+    def _stacks(self, newest: np.ndarray) -> np.ndarray:
+        """Rebuild the stacks whose newest frames sit at logical indices ``newest``."""
+        offsets = np.arange(self.stack_size - 1, -1, -1)  # oldest frame first
+        logical = newest[:, None] - offsets[None, :]
+        stacks = self._frames[logical % self.capacity]
+        # A frame belongs to the stack only if it comes after the episode's first frame.
+        positions = self._positions[newest % self.capacity].astype(np.int64)
+        before_episode = offsets[None, :] > positions[:, None]
+        stacks[before_episode] = 0
+        return stacks
+
+    def _check_stack(self, name: str, stack: np.ndarray) -> None:
+        expected = (self.stack_size, *self.frame_shape)
+        if not isinstance(stack, np.ndarray) or stack.shape != expected or stack.dtype != np.uint8:
+            got = f"{stack.dtype} array of shape {stack.shape}" if isinstance(stack, np.ndarray) else type(stack).__name__
+            raise ValueError(f"{name} must be a uint8 array of shape {expected}, got {got}")

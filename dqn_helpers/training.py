@@ -1,0 +1,282 @@
+"""The DQN training loop: configuration, the loop itself, logs and checkpoints.
+
+``train(config, run_dir)`` reads top to bottom like CleanRL's ``dqn_atari.py``: act
+epsilon-greedily, store the transition, carry the state forward, learn every few
+steps, sync the target network now and then. Around that loop it keeps what a long
+run needs:
+
+- ``run_dir/config.json``: the settings of the run.
+- ``run_dir/episodes.csv``: one row per full game (true score, not clipped).
+- ``run_dir/losses.csv``: mean loss and Q-value every ``log_interval`` agent steps.
+- ``run_dir/checkpoint/``: weights, optimizer, replay buffer and counters, every
+  ``checkpoint_interval`` agent steps, when interrupted, and at the end.
+- ``run_dir/q_network.weights.h5``: the online network's final weights.
+
+Calling ``train`` again on the same ``run_dir`` resumes from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import shutil
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from dqn_helpers.envs import make_env
+from dqn_helpers.learner import DQNLearner
+from dqn_helpers.policies import QPolicy
+from dqn_helpers.replay import ReplayBuffer
+from dqn_helpers.schedules import linear_schedule
+
+__all__ = ["DQNConfig", "TrainSummary", "train"]
+
+EPISODE_FIELDS = ("step", "episode", "return", "length", "epsilon", "hours")
+LOSS_FIELDS = ("step", "loss", "mean_q", "steps_per_s")
+
+
+def _setting(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """Every setting of a training run. Change them with ``dataclasses.replace``.
+
+    One agent step is one action, repeated for 4 emulator frames: 10M agent steps
+    are 40M frames. Defaults follow CleanRL's ``dqn_atari.py`` (itself close to
+    Mnih et al. 2015).
+
+    Example:
+        >>> config = dataclasses.replace(DQNConfig(), total_steps=1_000)
+        >>> config.total_steps, config.train_frequency
+        (1000, 4)
+    """
+
+    game: str = _setting("Breakout", "ALE game name")
+    seed: int = _setting(1, "seed of the environment, exploration and sampling")
+    total_steps: int = _setting(10_000_000, "agent steps to train for (x4 frames)")
+    buffer_size: int = _setting(1_000_000, "replay capacity, in transitions (agent steps)")
+    learning_starts: int = _setting(80_000, "agent steps of play before the first update")
+    train_frequency: int = _setting(4, "agent steps between two updates")
+    batch_size: int = _setting(32, "transitions per update")
+    learning_rate: float = _setting(1e-4, "Adam step size")
+    adam_epsilon: float = _setting(1.5e-4, "Adam epsilon")
+    gamma: float = _setting(0.99, "discount factor per agent step")
+    double_dqn: bool = _setting(False, "use the Double DQN target")
+    target_update_interval: int = _setting(1_000, "agent steps between target-network syncs")
+    epsilon_start: float = _setting(1.0, "exploration rate at step 0")
+    epsilon_end: float = _setting(0.01, "exploration rate after the decay")
+    epsilon_decay_steps: int = _setting(1_000_000, "agent steps over which epsilon decays linearly")
+    sticky_action_probability: float = _setting(0.0, "chance per frame of repeating the last action")
+    log_interval: int = _setting(1_000, "agent steps between two rows of losses.csv")
+    checkpoint_interval: int = _setting(100_000, "agent steps between two checkpoints")
+
+    def __post_init__(self) -> None:
+        positive = (
+            "total_steps", "buffer_size", "train_frequency", "batch_size", "target_update_interval",
+            "epsilon_decay_steps", "log_interval", "checkpoint_interval",
+        )  # fmt: skip
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.learning_starts < self.batch_size:
+            raise ValueError(
+                f"learning_starts ({self.learning_starts}) must be at least batch_size ({self.batch_size}): "
+                "training cannot start before the buffer holds a batch"
+            )
+        for name in ("epsilon_start", "epsilon_end", "gamma", "sticky_action_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+    @classmethod
+    def docs(cls) -> dict[str, str]:
+        """Each field's one-line description, with its unit."""
+        return {f.name: f.metadata["doc"] for f in dataclasses.fields(cls)}
+
+
+class TrainSummary(NamedTuple):
+    """What a finished (or interrupted) run reports."""
+
+    run_dir: Path
+    steps: int
+    episodes: int
+    weights_path: Path | None
+    interrupted: bool
+
+
+def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> TrainSummary:
+    """Train a DQN agent, resuming from ``run_dir``'s checkpoint if there is one.
+
+    Interrupting (Ctrl-C, or the notebook's stop button) saves a checkpoint and
+    returns; calling ``train`` again continues from it.
+
+    Args:
+        config: The run's settings. When resuming, they must match the saved ones,
+            except ``total_steps``, which may grow.
+        run_dir: Folder for the logs, checkpoint and final weights.
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        A :class:`TrainSummary`.
+
+    Raises:
+        ValueError: If ``run_dir`` holds a run with other settings.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = make_env(config.game, training=True, sticky_action_probability=config.sticky_action_probability)
+    learner = DQNLearner(
+        env.action_space.n,
+        learning_rate=config.learning_rate,
+        gamma=config.gamma,
+        double_dqn=config.double_dqn,
+        adam_epsilon=config.adam_epsilon,
+    )
+    policy = QPolicy(learner.online_network)
+    replay = ReplayBuffer(config.buffer_size)
+    rng = np.random.default_rng(config.seed)
+    counters = {"step": 0, "episodes": 0, "hours": 0.0}
+    if (run_dir / "checkpoint" / "state.json").exists():
+        _check_same_run(config, json.loads((run_dir / "config.json").read_text()))
+        counters = _load_checkpoint(run_dir, learner, replay, rng)
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    episode_log = _CsvLog(run_dir / "episodes.csv", EPISODE_FIELDS, after_step=counters["step"])
+    loss_log = _CsvLog(run_dir / "losses.csv", LOSS_FIELDS, after_step=counters["step"])
+
+    recent_returns: deque[float] = deque(maxlen=20)
+    losses, q_means = [], []
+    start_time, start_hours = time.perf_counter(), counters["hours"]
+    last_log_time, last_log_step = start_time, counters["step"]
+    state, _ = env.reset(seed=config.seed + counters["episodes"])
+    bar = tqdm(total=config.total_steps, initial=counters["step"], disable=not progress, unit="step", smoothing=0.05)
+    step, interrupted = counters["step"], False
+    try:
+        while step < config.total_steps:
+            # --- act and store -----------------------------------------------------
+            epsilon = linear_schedule(config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps, step)
+            action = policy(state, rng, epsilon)
+            next_state, reward, terminated, truncated, info = env.step(action)
+            replay.add(state, action, reward, next_state, terminated, truncated)
+            state = next_state  # easy to forget: the next action is taken from here
+            if terminated or truncated:
+                state, _ = env.reset()
+            step += 1
+            hours = start_hours + (time.perf_counter() - start_time) / 3600
+            if "episode" in info:  # a full game ended (not just a life)
+                counters["episodes"] += 1
+                game_return = float(info["episode"]["r"])
+                recent_returns.append(game_return)
+                episode_log.write(step, counters["episodes"], game_return, int(info["episode"]["l"]), epsilon, hours)
+
+            # --- learn ---------------------------------------------------------------
+            if step >= config.learning_starts and step % config.train_frequency == 0:
+                result = learner.train_step(*replay.sample(config.batch_size, rng))
+                losses.append(result.loss)
+                q_means.append(result.mean_q)
+            if step % config.target_update_interval == 0:
+                learner.sync_target()
+
+            # --- log and checkpoint ------------------------------------------------
+            if step % config.log_interval == 0:
+                now = time.perf_counter()
+                steps_per_s = (step - last_log_step) / max(now - last_log_time, 1e-9)
+                last_log_time, last_log_step = now, step
+                if losses:
+                    loss_log.write(step, float(np.mean(losses)), float(np.mean(q_means)), steps_per_s)
+                bar.set_postfix(
+                    recent_return=f"{np.mean(recent_returns):.1f}" if recent_returns else "-",
+                    epsilon=f"{epsilon:.3f}",
+                    loss=f"{np.mean(losses):.4f}" if losses else "-",
+                    refresh=False,
+                )
+                losses, q_means = [], []
+            if step % config.checkpoint_interval == 0 and step < config.total_steps:
+                _save_checkpoint(run_dir, learner, replay, rng, {**counters, "step": step, "hours": hours})
+            bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        env.close()
+        episode_log.close()
+        loss_log.close()
+    hours = start_hours + (time.perf_counter() - start_time) / 3600
+    _save_checkpoint(run_dir, learner, replay, rng, {**counters, "step": step, "hours": hours})
+    weights_path = None
+    if not interrupted:
+        weights_path = run_dir / "q_network.weights.h5"
+        learner.online_network.save_weights(weights_path)
+    else:
+        print(f"Interrupted at step {step:,}: checkpoint saved in {run_dir}; call train() again to resume.")
+    return TrainSummary(run_dir, step, counters["episodes"], weights_path, interrupted)
+
+
+def _check_same_run(config: DQNConfig, saved: dict[str, Any]) -> None:
+    ours = dataclasses.asdict(config)
+    differing = [name for name in ours if name != "total_steps" and saved.get(name) != ours[name]]
+    if differing:
+        details = ", ".join(f"{name}: saved {saved.get(name)!r}, given {ours[name]!r}" for name in differing)
+        raise ValueError(
+            f"this run folder holds a run with other settings ({details}); "
+            "use another run_dir, or the saved settings to resume"
+        )
+
+
+class _CsvLog:
+    """An append-only CSV file that drops rows logged after the checkpoint it resumes from."""
+
+    def __init__(self, path: Path, fields: tuple[str, ...], after_step: int):
+        rows = []
+        if path.exists():
+            with path.open(newline="") as existing:
+                rows = [row for row in csv.DictReader(existing) if int(row["step"]) <= after_step]
+        self._file = path.open("w", newline="")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(fields)
+        self._writer.writerows([row[name] for name in fields] for row in rows)
+        self._file.flush()
+
+    def write(self, *values: Any) -> None:
+        self._writer.writerow(f"{v:.6g}" if isinstance(v, float) else v for v in values)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _save_checkpoint(
+    run_dir: Path, learner: DQNLearner, replay: ReplayBuffer, rng: np.random.Generator, counters: dict[str, Any]
+) -> None:
+    """Write a complete checkpoint beside the old one, then swap them, so a crash never leaves half of one."""
+    final, fresh, stale = run_dir / "checkpoint", run_dir / "checkpoint.new", run_dir / "checkpoint.old"
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir()
+    np.savez(fresh / "learner.npz", **learner.get_state())
+    np.savez(fresh / "replay.npz", **replay.state_dict())
+    state = {**counters, "rng": rng.bit_generator.state}
+    (fresh / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+    if final.exists():
+        final.rename(stale)
+    fresh.rename(final)
+    shutil.rmtree(stale, ignore_errors=True)
+
+
+def _load_checkpoint(
+    run_dir: Path, learner: DQNLearner, replay: ReplayBuffer, rng: np.random.Generator
+) -> dict[str, Any]:
+    checkpoint = run_dir / "checkpoint"
+    with np.load(checkpoint / "learner.npz") as arrays:
+        learner.set_state(dict(arrays))
+    with np.load(checkpoint / "replay.npz") as arrays:
+        replay.load_state_dict(dict(arrays))
+    state = json.loads((checkpoint / "state.json").read_text())
+    rng.bit_generator.state = state.pop("rng")
+    return state
