@@ -2,14 +2,15 @@
 
 Notebooks import what they need from the submodules (``dqn_helpers.envs``,
 ``dqn_helpers.replay``, ...). Importing the package itself is cheap: TensorFlow is
-only loaded by the modules that need it.
+only loaded by the modules that need it, or by ``from dqn_helpers import tf, keras``,
+which imports it without the start-up messages TensorFlow writes to stderr.
 """
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["fast_mode", "__version__"]
+__all__ = ["fast_mode", "keras", "tf", "__version__"]
 __version__ = "0.1.0"
 
 # Set before anything imports TensorFlow: Keras 3 must use the TensorFlow backend,
@@ -36,3 +37,11 @@ def fast_mode() -> bool:
         >>> del os.environ["DQN_FAST"]
     """
     return os.environ.get("DQN_FAST", "") == "1" or bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
+def __getattr__(name: str):
+    if name in ("tf", "keras"):
+        from dqn_helpers import _tensorflow
+
+        return getattr(_tensorflow, name)
+    raise AttributeError(f"module 'dqn_helpers' has no attribute {name!r}")

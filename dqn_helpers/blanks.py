@@ -151,13 +151,30 @@ def _refuse_blanks(lines: list[str]) -> list[str]:
     return [f"raise __import__('importlib').import_module({__name__!r}).UnfilledBlankError({blanks!r})\n"]
 
 
+NAME_ERROR_HINT = (
+    "If an exercise cell above defines it, that cell has not run successfully yet: "
+    "fill in its blanks and run it, then run this cell again."
+)
+
+
+def _explain_name_error(shell, etype, value, tb, tb_offset=None):
+    """IPython custom exception handler: a check cell that meets an undefined name
+    most often follows an exercise that was not run, so say so."""
+    if NAME_ERROR_HINT not in str(value):
+        value.args = (f"{value}. {NAME_ERROR_HINT}",)
+    shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+
+
 def load_ipython_extension(ipython) -> None:
-    """Called by ``%load_ext dqn_helpers.blanks``: check every cell for blanks."""
+    """Called by ``%load_ext dqn_helpers.blanks``: check every cell for blanks, and
+    explain undefined names."""
     if _refuse_blanks not in ipython.input_transformers_post:
         ipython.input_transformers_post.append(_refuse_blanks)
+    ipython.set_custom_exc((NameError,), _explain_name_error)
 
 
 def unload_ipython_extension(ipython) -> None:
     """Called by ``%unload_ext dqn_helpers.blanks``."""
     if _refuse_blanks in ipython.input_transformers_post:
         ipython.input_transformers_post.remove(_refuse_blanks)
+    ipython.set_custom_exc((), None)

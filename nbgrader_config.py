@@ -1,0 +1,41 @@
+"""nbgrader configuration of the course.
+
+``solutions/`` is the instructor's source (full solutions, hidden tests),
+``notebooks/`` the student release that ``nbgrader generate_assignment`` writes.
+Inline ``___`` blanks come from ``# BLANK:`` markers, through
+``dqn_helpers.blanks.ClearSolutionsWithBlanks`` in place of ``ClearSolutions``.
+
+A mistake in this file does not stop nbgrader: it logs "Exception while loading
+config" and falls back to its defaults, which would wipe every inline blank. The
+tests check the generated release and nbgrader's log for exactly that.
+"""
+
+from pathlib import Path
+
+c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
+
+c.CourseDirectory.root = str(Path(__file__).resolve().parent)
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "notebooks"
+# What running a notebook leaves beside it is not course material.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "videos", "runs", "*.mp4", "*.gif"]
+
+c.GenerateAssignment.preprocessors = [
+    "nbgrader.preprocessors.IncludeHeaderFooter",
+    "nbgrader.preprocessors.InstantiateTests",
+    "nbgrader.preprocessors.LockCells",
+    "dqn_helpers.blanks.ClearSolutionsWithBlanks",
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.CheckCellMetadata",
+    "nbgrader.preprocessors.ComputeChecksums",
+    "nbgrader.preprocessors.SaveCells",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbgrader.preprocessors.ClearMarkScheme",
+    "nbgrader.preprocessors.ComputeChecksums",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
+# Every notebook runs in fast mode under nbgrader (NBGRADER_EXECUTION is set), so
+# no cell should come near this; it stops a student's endless loop.
+c.Execute.timeout = 300
+c.Execute.kernel_name = "python3"
