@@ -1,0 +1,194 @@
+"""The nbgrader pipeline, end to end, with the real command line.
+
+In a temporary copy of the course: ``nbgrader generate_assignment`` must reproduce
+the committed ``notebooks/`` exactly, with no solution text, hidden test or marker
+left; ``nbgrader autograde`` must give the solutions full marks and the untouched
+release 0, and an unfilled blank must explain itself. (That every solution notebook
+runs top to bottom is nbval's job: pytest collects ``solutions/`` with
+``--nbval-lax``.)
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from nbgrader.api import Gradebook
+
+from dqn_helpers.blanks import BLANK, MARKER, UnfilledBlankError
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.notebooks
+
+ASSIGNMENTS = sorted(path.name for path in (REPO / "solutions").iterdir() if path.is_dir())
+SOLUTION_NOTEBOOKS = sorted((REPO / "solutions").glob("*/*.ipynb"))
+RELEASE_NOTEBOOKS = sorted((REPO / "notebooks").glob("*/*.ipynb"))
+GRADE_ID = re.compile(r"[a-zA-Z0-9_-]+")
+STUDENTS = {"solution": "solutions", "untouched": "notebooks"}
+LEFT_BEHIND = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "videos", "runs", "*.mp4", "*.gif")
+
+
+def _course_files(folder: Path) -> list[Path]:
+    """Files under ``folder`` that belong to the course, not to running it."""
+    return sorted(
+        path.relative_to(folder)
+        for path in folder.rglob("*")
+        if path.is_file() and not any(LEFT_BEHIND("", [part]) for part in path.relative_to(folder).parts)
+    )
+
+
+def _nbgrader(course: Path, *args: str) -> str:
+    """Run the nbgrader command line in ``course``; return its log."""
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args], cwd=course, env=environment, capture_output=True, text=True
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{log}"
+    return log
+
+
+def _code_cells(path: Path) -> list[dict]:
+    return [cell for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _nbgrader_meta(cell: dict) -> dict:
+    return cell["metadata"].get("nbgrader", {})
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> tuple[Path, str]:
+    """A temporary copy of the course with the release generated; and nbgrader's log."""
+    root = tmp_path_factory.mktemp("course")
+    shutil.copytree(REPO / "solutions", root / "solutions", ignore=LEFT_BEHIND)
+    shutil.copy(REPO / "nbgrader_config.py", root)
+    log = "".join(_nbgrader(root, "generate_assignment", name, "--force") for name in ASSIGNMENTS)
+    return root, log
+
+
+@pytest.fixture(scope="module")
+def autograded(course) -> Path:
+    """The course after autograding two students: one hands in the solutions, one the untouched release."""
+    root, _ = course
+    for student, source in STUDENTS.items():
+        for name in ASSIGNMENTS:
+            shutil.copytree(root / source / name, root / "submitted" / student / name)
+    for name in ASSIGNMENTS:
+        _nbgrader(root, "autograde", name, "--force")
+    return root
+
+
+def test_there_is_a_course_to_test():
+    """Check that solutions and release exist and pair up one to one."""
+    assert ASSIGNMENTS, "no assignments in solutions/"
+    assert [p.relative_to(REPO / "solutions") for p in SOLUTION_NOTEBOOKS] == [
+        p.relative_to(REPO / "notebooks") for p in RELEASE_NOTEBOOKS
+    ]
+
+
+def test_nbgrader_config_loads_without_falling_back_to_defaults(course):
+    """Check that nbgrader read our config: a broken one is only logged, and defaults wipe the blanks."""
+    _, log = course
+    assert "Exception while loading config" not in log
+    assert "Traceback" not in log
+
+
+def test_release_reproduces_the_committed_notebooks(course):
+    """Check that notebooks/ is exactly what nbgrader generates from solutions/ (else run `make release`)."""
+    root, _ = course
+    generated, committed = _course_files(root / "notebooks"), _course_files(REPO / "notebooks")
+    assert generated == committed, "notebooks/ holds other files than the release: run `make release`"
+    for relative in generated:
+        assert (root / "notebooks" / relative).read_bytes() == (REPO / "notebooks" / relative).read_bytes(), (
+            f"notebooks/{relative} is out of date with solutions/: run `make release`"
+        )
+
+
+@pytest.mark.parametrize("solution_path", SOLUTION_NOTEBOOKS, ids=lambda p: p.name)
+def test_release_holds_no_solution_text_or_hidden_tests(course, solution_path):
+    """Check that the release has ___ where each marker was, and no solution line, marker or hidden test."""
+    root, _ = course
+    release_path = root / "notebooks" / solution_path.relative_to(REPO / "solutions")
+    released = {_nbgrader_meta(cell).get("grade_id"): _source(cell) for cell in _code_cells(release_path)}
+    whole_release = release_path.read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", MARKER):
+        assert marker not in whole_release
+    for cell in _code_cells(solution_path):
+        source, grade_id = _source(cell), _nbgrader_meta(cell).get("grade_id")
+        marked = [line.split(MARKER)[0].strip() for line in source.splitlines() if MARKER in line]
+        if marked:
+            assert BLANK in released[grade_id], f"cell {grade_id} lost its blanks"
+            for solution_line in marked:
+                assert solution_line not in released[grade_id], f"solution line left in {grade_id}: {solution_line}"
+        hidden = re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", source, flags=re.S)
+        for line in "".join(hidden).splitlines():
+            if len(line.strip()) > 12:
+                assert line.strip() not in released[grade_id], f"hidden test line left in {grade_id}: {line}"
+
+
+def test_autograding_gives_the_solutions_full_marks_and_the_release_zero(autograded):
+    """Check the scores nbgrader's gradebook holds after autograding."""
+    with Gradebook(f"sqlite:///{autograded / 'gradebook.db'}") as gradebook:
+        for name in ASSIGNMENTS:
+            solution = gradebook.find_submission(name, "solution")
+            untouched = gradebook.find_submission(name, "untouched")
+            assert solution.max_score > 0
+            assert solution.score == solution.max_score, f"{name}: the solutions scored {solution.score}/{solution.max_score}"
+            assert untouched.score == 0, f"{name}: the untouched release scored {untouched.score}"
+
+
+def test_unfilled_blanks_fail_with_the_friendly_message(autograded):
+    """Check that each answer cell with ___ in the untouched release stops with the lines to fill."""
+    checked = 0
+    for path in (autograded / "autograded" / "untouched").glob("*/*.ipynb"):
+        for cell in _code_cells(path):
+            if _nbgrader_meta(cell).get("solution") and BLANK in _source(cell):
+                errors = [output for output in cell["outputs"] if output["output_type"] == "error"]
+                assert errors and errors[0]["ename"] == UnfilledBlankError.__name__
+                traceback = "\n".join(errors[0]["traceback"])
+                assert "Fill in:" in traceback and "line " in traceback and "Traceback" not in traceback
+                checked += 1
+    assert checked > 0
+
+
+def test_graded_solutions_write_nothing_to_stderr(autograded):
+    """Check that no cell of a graded solution writes to stderr, which would score a test cell 0."""
+    for path in (autograded / "autograded" / "solution").glob("*/*.ipynb"):
+        for cell in _code_cells(path):
+            streams = [output for output in cell["outputs"] if output.get("name") == "stderr"]
+            assert not streams, f"{path.name}, cell {_nbgrader_meta(cell).get('grade_id')}: {streams}"
+
+
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS + RELEASE_NOTEBOOKS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_notebooks_are_committed_without_outputs(path):
+    """Check that notebooks carry no outputs or execution counts."""
+    for cell in _code_cells(path):
+        assert cell["outputs"] == [] and cell["execution_count"] is None, f"{path}: clear the outputs"
+
+
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.name)
+def test_solution_notebooks_follow_the_course_conventions(path):
+    """Check ids, points, the set-up cell, test docstrings, and the opening's objectives and time."""
+    notebook = json.loads(path.read_text())
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    cells = notebook["cells"]
+    ids = [_nbgrader_meta(cell).get("grade_id") for cell in cells if "nbgrader" in cell["metadata"]]
+    assert len(ids) == len(set(ids)) and all(GRADE_ID.fullmatch(i) for i in ids)
+    first_code = next(cell for cell in cells if cell["cell_type"] == "code")
+    assert _nbgrader_meta(first_code).get("locked") and "%load_ext dqn_helpers.blanks" in _source(first_code)
+    tests = [cell for cell in cells if _nbgrader_meta(cell).get("grade") and cell["cell_type"] == "code"]
+    assert tests, "no graded test cells"
+    for cell in tests:
+        assert _nbgrader_meta(cell)["points"] > 0
+        assert _source(cell).startswith('"""Check that'), f"{_nbgrader_meta(cell)['grade_id']}: start with a docstring"
+    opening = _source(cells[0])
+    assert opening.startswith("# ") and "**Time:**" in opening and "You will be able to" in opening
+    assert "## Summary" in "".join(_source(cell) for cell in cells if cell["cell_type"] == "markdown")
