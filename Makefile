@@ -23,9 +23,10 @@ $(INSTALLED): pyproject.toml
 test: $(INSTALLED)
 	DQN_FAST=1 $(BIN)/python -m pytest
 
-## lab: JupyterLab on the student notebooks
+## lab: JupyterLab on the student notebooks (LAB_ARGS="--port 9999" to add options)
+# JupyterLab refuses to start as root (containers, cloud machines) without --allow-root.
 lab: $(INSTALLED)
-	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 ## release: regenerate notebooks/ from solutions/ (never edit notebooks/ by hand)
 release: $(INSTALLED)

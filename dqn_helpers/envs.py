@@ -3,7 +3,7 @@
 ``make_env`` builds ``ALE/<Game>-v5`` through Gymnasium and stacks the standard
 preprocessing of Mnih et al. (2015) on top of it:
 
-1. ``AtariPreprocessing``: up to 30 random no-ops after a reset, an action repeated
+1. ``AtariPreprocessing``: up to 30 random no-op frames after a reset, an action repeated
    for 4 frames with the maximum over the last two (Atari sprites flicker), 84x84
    grayscale ``uint8`` frames.
 2. ``RecordEpisodeStatistics``: the true score and length of each full game, in
@@ -152,7 +152,8 @@ def make_env(
         sticky_action_probability: Chance, per emulator frame, that the previous
             action is repeated instead of the new one (0.0 = off, Nature DQN; 0.25 =
             Machado et al. 2018).
-        noop_max: Most no-op agent steps taken at random after a reset (frames = 4x).
+        noop_max: Most no-op emulator frames taken at random after a reset (1 to
+            ``noop_max`` of them, before frame skipping starts).
         max_episode_frames: Emulator frames after which a game is truncated
             (18,000 in the standard evaluation protocol; 4 frames per agent step).
         render_mode: ``"rgb_array"`` to get full-colour frames from ``env.render()``.

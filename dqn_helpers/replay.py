@@ -134,7 +134,7 @@ class ReplayBuffer:
         """
         self._check_stack("state", state)
         self._check_stack("next_state", next_state)
-        if not 0 <= action <= 255:
+        if int(action) != action or not 0 <= action <= 255:
             raise ValueError(f"action must be an integer in [0, 255], got {action}")
         if self._episode_open:
             previous = self._frames[(self._written - 1) % self.capacity]
@@ -184,7 +184,11 @@ class ReplayBuffer:
         )
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """The buffer's contents and cursors, for a checkpoint (``np.savez`` can store it)."""
+        """The buffer's contents and cursors, for a checkpoint (``np.savez`` can store it).
+
+        The arrays are the buffer's own, not copies (a full buffer holds gigabytes):
+        save them before the next :meth:`add`.
+        """
         arrays = {name: getattr(self, f"_{name}") for name in self._ARRAYS}
         counters = np.array([self._written, self._transitions], dtype=np.int64)
         return {**arrays, "counters": counters}
@@ -199,15 +203,19 @@ class ReplayBuffer:
         Raises:
             ValueError: If the arrays do not fit this buffer's capacity and shapes.
         """
+        missing = [name for name in (*self._ARRAYS, "counters") if name not in state]
+        if missing:
+            raise ValueError(f"replay state lacks {', '.join(missing)}: it was not made by ReplayBuffer.state_dict")
+        # Check everything before copying anything, so a bad state leaves the buffer as it was.
         for name in self._ARRAYS:
-            mine = getattr(self, f"_{name}")
-            theirs = np.asarray(state[name])
+            mine, theirs = getattr(self, f"_{name}"), np.asarray(state[name])
             if theirs.shape != mine.shape or theirs.dtype != mine.dtype:
                 raise ValueError(
                     f"replay state does not fit this buffer: {name} needs {mine.dtype} {mine.shape}, "
                     f"got {theirs.dtype} {theirs.shape}"
                 )
-            mine[...] = theirs
+        for name in self._ARRAYS:
+            getattr(self, f"_{name}")[...] = state[name]
         self._written, self._transitions = (int(n) for n in state["counters"])
         self._episode_open = False
 
