@@ -32,7 +32,8 @@ def _agent(weights: Path | None, game: str):
     from dqn_helpers.networks import load_q_network
     from dqn_helpers.policies import RandomPolicy
 
-    num_actions = int(make_env(game, training=False).action_space.n)
+    with make_env(game, training=False) as env:
+        num_actions = int(env.action_space.n)
     if weights is None:
         print(f"No --weights given: using the random agent ({num_actions} actions).", file=sys.stderr)
         return RandomPolicy(num_actions)

@@ -7,7 +7,8 @@ preprocessing of Mnih et al. (2015) on top of it:
    for 4 frames with the maximum over the last two (Atari sprites flicker), 84x84
    grayscale ``uint8`` frames.
 2. ``RecordEpisodeStatistics``: the true score and length of each full game, in
-   ``info["episode"]`` when the game ends.
+   ``info["episode"]`` when the game ends (in ``reset``'s info for a game that the
+   wrappers' own FIRE or no-op step ended, which a time limit can do).
 3. Training only, ``EpisodicLife``: losing a life ends the episode for learning
    (``terminated=True``) while the game itself goes on.
 4. ``FireOnReset``: presses FIRE after a reset so that the ball is in play.
@@ -78,6 +79,15 @@ def atari_env_id(game: str) -> str:
     )
 
 
+def _restart(env: gym.Env, ending_info: dict[str, Any], options: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    """Reset after a game that ended inside a wrapper's ``reset``, passing on its
+    ``info["episode"]`` statistics so that the game is still counted."""
+    observation, info = env.reset(options=options)
+    if "episode" in ending_info:
+        info = {**info, "episode": ending_info["episode"]}
+    return observation, info
+
+
 class EpisodicLife(gym.Wrapper):
     """End the episode for learning when a life is lost, without ending the game.
 
@@ -104,9 +114,10 @@ class EpisodicLife(gym.Wrapper):
         if self._game_over or seed is not None:
             observation, info = self.env.reset(seed=seed, options=options)
         else:
-            observation, _, terminated, truncated, info = self.env.step(0)
+            observation, _, terminated, truncated, step_info = self.env.step(0)
+            info = step_info
             if terminated or truncated:
-                observation, info = self.env.reset(options=options)
+                observation, info = _restart(self.env, step_info, options)
         self._game_over = False
         self._lives = self.env.unwrapped.ale.lives()
         return observation, info
@@ -127,10 +138,11 @@ class FireOnReset(gym.Wrapper):
         self._fire = meanings.index("FIRE")
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-        self.env.reset(seed=seed, options=options)
-        observation, _, terminated, truncated, info = self.env.step(self._fire)
+        _, reset_info = self.env.reset(seed=seed, options=options)
+        observation, _, terminated, truncated, step_info = self.env.step(self._fire)
+        info = {**reset_info, **step_info}
         if terminated or truncated:
-            observation, info = self.env.reset(options=options)
+            observation, info = _restart(self.env, {**reset_info, **step_info}, options)
         return observation, info
 
 
@@ -169,7 +181,7 @@ def make_env(
         >>> observation, info = env.reset(seed=0)
         >>> observation.shape, observation.dtype
         ((4, 84, 84), dtype('uint8'))
-        >>> env.action_space.n
+        >>> int(env.action_space.n)
         4
     """
     if not 0.0 <= sticky_action_probability <= 1.0:

@@ -102,13 +102,12 @@ def evaluate(
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
     policy = as_policy(agent)
-    env = make_env(game, training=False, max_episode_frames=max_episode_frames)
     rng = np.random.default_rng(seed)
-    scores = [
-        sum(step.reward for step in play_episode(env, policy, rng, epsilon=epsilon, seed=seed + episode))
-        for episode in tqdm(range(episodes), desc="evaluating", unit="game", disable=not progress)
-    ]
-    env.close()
+    with make_env(game, training=False, max_episode_frames=max_episode_frames) as env:
+        scores = [
+            sum(step.reward for step in play_episode(env, policy, rng, epsilon=epsilon, seed=seed + episode))
+            for episode in tqdm(range(episodes), desc="evaluating", unit="game", disable=not progress)
+        ]
     return np.asarray(scores, dtype=np.float64)
 
 

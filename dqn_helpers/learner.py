@@ -51,8 +51,8 @@ def td_targets(
         The targets, float32 of shape ``(batch,)``.
 
     Raises:
-        ValueError: If shapes disagree (a ``(batch, 1)`` reward would broadcast
-            into a ``(batch, batch)`` target).
+        ValueError: If ranks or batch sizes disagree (a ``(batch, 1)`` reward would
+            broadcast into a ``(batch, batch)`` target).
 
     Example:
         >>> td_targets([1.0, 1.0], [0.0, 1.0], [[2.0, 3.0], [5.0, 4.0]], gamma=0.5).numpy()
@@ -66,10 +66,22 @@ def td_targets(
             "expected rewards and terminated of shape (batch,) and next Q-values of shape (batch, actions), got "
             f"{rewards.shape}, {terminated.shape} and {next_q_target.shape}"
         )
+    batch_sizes = {rewards.shape[0], terminated.shape[0], next_q_target.shape[0]} - {None}
+    if len(batch_sizes) > 1:
+        raise ValueError(
+            "rewards, terminated and next Q-values must have the same batch size, got "
+            f"{rewards.shape[0]}, {terminated.shape[0]} and {next_q_target.shape[0]}"
+        )
     if next_q_online is None:
         next_values = tf.reduce_max(next_q_target, axis=1)
     else:
-        next_actions = tf.argmax(tf.convert_to_tensor(next_q_online, tf.float32), axis=1)
+        next_q_online = tf.convert_to_tensor(next_q_online, tf.float32)
+        if next_q_online.shape != next_q_target.shape:
+            raise ValueError(
+                f"online and target next Q-values must have the same shape, got {next_q_online.shape} "
+                f"and {next_q_target.shape}"
+            )
+        next_actions = tf.argmax(next_q_online, axis=1)
         next_values = tf.gather(next_q_target, next_actions, axis=1, batch_dims=1)
     return rewards + gamma * (1.0 - terminated) * next_values
 
@@ -202,10 +214,14 @@ class DQNLearner:
         Raises:
             ValueError: If the arrays do not fit these networks.
         """
+        # Check everything before assigning anything, so a bad state leaves the learner as it was.
+        pairs = []
         for prefix, variables in self._variable_groups():
             for i, variable in enumerate(variables):
                 value = state.get(f"{prefix}/{i}")
                 if value is None or tuple(value.shape) != tuple(variable.shape):
                     got = "nothing" if value is None else f"shape {value.shape}"
                     raise ValueError(f"checkpoint does not fit: {prefix} variable {i} needs shape {variable.shape}, got {got}")
-                variable.assign(value)
+                pairs.append((variable, value))
+        for variable, value in pairs:
+            variable.assign(value)

@@ -20,6 +20,7 @@ head       4, linear                      512x4+4 = 2,052
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from dqn_helpers._tensorflow import keras
@@ -77,10 +78,20 @@ def load_q_network(weights_path: str | Path, num_actions: int) -> keras.Model:
 
     Raises:
         FileNotFoundError: If there is no such file.
+        ValueError: If the weights do not fit a network with ``num_actions`` outputs.
     """
     weights_path = Path(weights_path)
     if not weights_path.is_file():
         raise FileNotFoundError(f"no weights file at {weights_path}")
     model = nature_cnn(num_actions)
-    model.load_weights(weights_path)
+    try:
+        with warnings.catch_warnings():
+            # Keras warns about "nested containers" before it raises on a mismatch; the error says more.
+            warnings.filterwarnings("ignore", message="Skipping nested container")
+            model.load_weights(weights_path)
+    except ValueError as error:
+        raise ValueError(
+            f"the weights in {weights_path} do not fit a Nature CNN with {num_actions} actions "
+            f"(were they trained on another game?): {error}"
+        ) from None
     return model

@@ -6,7 +6,9 @@ steps, sync the target network now and then. Around that loop it keeps what a lo
 run needs:
 
 - ``run_dir/config.json``: the settings of the run.
-- ``run_dir/episodes.csv``: one row per full game (true score, not clipped).
+- ``run_dir/episodes.csv``: one row per full game: the true score (not clipped),
+  its length in agent steps (counting the FIRE and no-op steps the wrappers take
+  after each lost life) and the epsilon of its last action.
 - ``run_dir/losses.csv``: mean loss and Q-value every ``log_interval`` agent steps.
 - ``run_dir/checkpoint/``: weights, optimizer, replay buffer and counters, every
   ``checkpoint_interval`` agent steps, when interrupted, and at the end.
@@ -132,6 +134,9 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    resuming = _recover_checkpoint(run_dir)
+    if resuming:
+        _check_same_run(config, json.loads((run_dir / "config.json").read_text()))
     env = make_env(config.game, training=True, sticky_action_probability=config.sticky_action_probability)
     learner = DQNLearner(
         env.action_space.n,
@@ -144,8 +149,7 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
     replay = ReplayBuffer(config.buffer_size)
     rng = np.random.default_rng(config.seed)
     counters = {"step": 0, "episodes": 0, "hours": 0.0}
-    if (run_dir / "checkpoint" / "state.json").exists():
-        _check_same_run(config, json.loads((run_dir / "config.json").read_text()))
+    if resuming:
         counters = _load_checkpoint(run_dir, learner, replay, rng)
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     episode_log = _CsvLog(run_dir / "episodes.csv", EPISODE_FIELDS, after_step=counters["step"])
@@ -167,7 +171,9 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
             replay.add(state, action, reward, next_state, terminated, truncated)
             state = next_state  # easy to forget: the next action is taken from here
             if terminated or truncated:
-                state, _ = env.reset()
+                state, reset_info = env.reset()
+                if "episode" in reset_info:  # the wrappers' own step in reset ended the game
+                    info = {**info, "episode": reset_info["episode"]}
             step += 1
             hours = start_hours + (time.perf_counter() - start_time) / 3600
             if "episode" in info:  # a full game ended (not just a life)
@@ -252,12 +258,28 @@ class _CsvLog:
         self._file.close()
 
 
+def _recover_checkpoint(run_dir: Path) -> bool:
+    """Finish a checkpoint swap that a crash interrupted; tell whether there is a checkpoint."""
+    final, fresh, stale = run_dir / "checkpoint", run_dir / "checkpoint.new", run_dir / "checkpoint.old"
+    if not (final / "state.json").exists():
+        # state.json is written last: a folder that has it is complete.
+        for candidate in (fresh, stale):
+            if (candidate / "state.json").exists():
+                shutil.rmtree(final, ignore_errors=True)
+                candidate.rename(final)
+                break
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.rmtree(stale, ignore_errors=True)
+    return (final / "state.json").exists()
+
+
 def _save_checkpoint(
     run_dir: Path, learner: DQNLearner, replay: ReplayBuffer, rng: np.random.Generator, counters: dict[str, Any]
 ) -> None:
     """Write a complete checkpoint beside the old one, then swap them, so a crash never leaves half of one."""
     final, fresh, stale = run_dir / "checkpoint", run_dir / "checkpoint.new", run_dir / "checkpoint.old"
     shutil.rmtree(fresh, ignore_errors=True)
+    shutil.rmtree(stale, ignore_errors=True)
     fresh.mkdir()
     np.savez(fresh / "learner.npz", **learner.get_state())
     np.savez(fresh / "replay.npz", **replay.state_dict())

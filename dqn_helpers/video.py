@@ -36,7 +36,9 @@ class RecordedEpisode(NamedTuple):
 def write_video(frames: Iterable[np.ndarray], path: str | Path, *, fps: int = REAL_TIME_FPS, scale: int = 2) -> int:
     """Write RGB frames to an MP4 (H.264) or GIF file, chosen by the suffix.
 
-    Frames are streamed to the file, so a long episode never sits in memory.
+    Frames are streamed to the file, so a long episode never sits in memory. GIFs
+    store frame times in hundredths of a second (15 fps plays at about 16.7) and
+    merge identical consecutive frames; use MP4 for exact timing.
 
     Args:
         frames: ``uint8`` arrays of shape ``(height, width, 3)``.
@@ -96,17 +98,16 @@ def record_episode(
     Returns:
         A :class:`RecordedEpisode` with the path, the score and the frame count.
     """
-    env = make_env(game, training=False, max_episode_frames=max_episode_frames, render_mode="rgb_array")
     score = 0.0
+    with make_env(game, training=False, max_episode_frames=max_episode_frames, render_mode="rgb_array") as env:
 
-    def frames() -> Iterable[np.ndarray]:
-        nonlocal score
-        for step in play_episode(env, as_policy(agent), np.random.default_rng(seed), epsilon=epsilon, seed=seed):
-            score += step.reward
-            yield env.render()  # the screen after this step's action
+        def frames() -> Iterable[np.ndarray]:
+            nonlocal score
+            for step in play_episode(env, as_policy(agent), np.random.default_rng(seed), epsilon=epsilon, seed=seed):
+                score += step.reward
+                yield env.render()  # the screen after this step's action
 
-    count = write_video(frames(), path)
-    env.close()
+        count = write_video(frames(), path)
     return RecordedEpisode(Path(path), score, count)
 
 

@@ -344,3 +344,18 @@ def test_max_episode_frames_truncates(training, noop_max, max_frames):
     assert lives(env) == START_LIVES  # even in training, truncation starts a new game
     assert frame_number(env) <= noop_max + FRAME_SKIP
     env.close()
+
+
+def test_a_game_ended_by_the_no_op_in_reset_reports_its_statistics():
+    """A time limit reached by EpisodicLife's no-op in reset passes the game's info['episode'] on."""
+    # noop_max=0: after reset the frame counter is 4 (the FIRE press). 24 NOOP steps (96 frames)
+    # lose the first life at frame 100; the follow-up no-op in reset reaches the 104-frame cap.
+    env = make_env("Breakout", training=True, max_episode_frames=104, noop_max=0)
+    env.reset(seed=0)
+    terminated = False
+    while not terminated:
+        _, _, terminated, truncated, info = env.step(0)
+        assert "episode" not in info and not truncated
+    _, info = env.reset()
+    assert "episode" in info, "the game the reset ended was not reported"
+    assert info["lives"] == 5  # a new game has started
