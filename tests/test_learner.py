@@ -53,33 +53,31 @@ def assert_weights_equal(left: list[np.ndarray], right: list[np.ndarray]) -> Non
 
 
 @pytest.fixture(scope="module")
-def shared_learner():
-    """A DQN learner (two CNNs, compiled step) and its initial state, built once."""
-    learner = DQNLearner(NUM_ACTIONS, learning_rate=1e-3, gamma=GAMMA)
-    return learner, learner.get_state()
+def shared_learners():
+    """A DQN and a Double DQN learner (two CNNs and a compiled step each) with their initial states, built once."""
+    built = {}
+    for double_dqn in (False, True):
+        learner = DQNLearner(NUM_ACTIONS, learning_rate=1e-3, gamma=GAMMA, double_dqn=double_dqn)
+        built[double_dqn] = (learner, learner.get_state())
+    return built
 
 
-@pytest.fixture
-def learner(shared_learner):
-    """The shared learner, reset to its initial weights and optimizer state."""
-    learner, initial = shared_learner
+def _reset(shared_learners, double_dqn: bool) -> DQNLearner:
+    learner, initial = shared_learners[double_dqn]
     learner.set_state(initial)
     return learner
 
 
-@pytest.fixture(scope="module")
-def shared_double_learner():
-    """A Double DQN learner and its initial state, built once."""
-    learner = DQNLearner(NUM_ACTIONS, learning_rate=1e-3, gamma=GAMMA, double_dqn=True)
-    return learner, learner.get_state()
+@pytest.fixture
+def learner(shared_learners):
+    """The shared DQN learner, reset to its initial weights and optimizer state."""
+    return _reset(shared_learners, double_dqn=False)
 
 
 @pytest.fixture
-def double_learner(shared_double_learner):
+def double_learner(shared_learners):
     """The shared Double DQN learner, reset to its initial state."""
-    learner, initial = shared_double_learner
-    learner.set_state(initial)
-    return learner
+    return _reset(shared_learners, double_dqn=True)
 
 
 # --- td_targets ------------------------------------------------------------------------
