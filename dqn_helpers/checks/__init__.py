@@ -1,0 +1,118 @@
+"""The notebooks' visible checks: they turn a student's mistake into a message that
+names it, instead of a hang or a bare traceback.
+
+A notebook's test cell calls one check, e.g. ``checks.q_learning.check_td_targets_terminal(td_targets)``;
+each check raises ``AssertionError`` with a message for the student, so the cell
+fails and loses its points. The checks of each notebook sit in one submodule
+(``q_learning``, ``preprocessing``, ``replay``); this module holds what they share.
+Hidden tests stay in the solution notebooks.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable, Iterator
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+
+__all__ = ["StepBudget", "assert_own_code"]
+
+
+def _names_used(code: types.CodeType) -> Iterator[str]:
+    """Global names a code object (and the functions nested in it) reads."""
+    yield from code.co_names
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            yield from _names_used(constant)
+
+
+def _from_dqn_helpers(value: Any) -> str | None:
+    """The dqn_helpers module ``value`` is or comes from, or None."""
+    origin = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+    return origin if isinstance(origin, str) and origin.split(".")[0] == "dqn_helpers" else None
+
+
+def assert_own_code(answer: Callable, name: str) -> None:
+    """Fail unless ``answer`` is the student's own code, defined in the notebook.
+
+    The course's package holds reference versions of some exercises (for later
+    notebooks to import); an answer that imports, wraps or subclasses one of them,
+    or calls anything else from ``dqn_helpers``, is not the student's work.
+
+    Args:
+        answer: The student's function or class.
+        name: Its name, for the message.
+
+    Raises:
+        AssertionError: If ``answer`` comes from, calls or inherits from ``dqn_helpers``.
+
+    Example:
+        >>> from dqn_helpers.schedules import linear_schedule
+        >>> assert_own_code(linear_schedule, "linear_schedule")
+        Traceback (most recent call last):
+        AssertionError: linear_schedule must be your own code, defined in this notebook, but it is imported from dqn_helpers.schedules: write it here instead
+    """
+    if not callable(answer):
+        raise AssertionError(f"{name} must be a function or class defined in this notebook, got {type(answer).__name__}")
+    origin = _from_dqn_helpers(answer)
+    if origin:
+        raise AssertionError(
+            f"{name} must be your own code, defined in this notebook, but it is imported from {origin}: write it here instead"
+        )
+    functions = [answer]
+    if inspect.isclass(answer):
+        for base in answer.__mro__[1:]:
+            if _from_dqn_helpers(base):
+                raise AssertionError(f"{name} must be your own class, but it inherits from {base.__module__}.{base.__name__}")
+        functions = [f for f in vars(answer).values() if inspect.isfunction(f)]
+    for function in functions:
+        for used in _names_used(function.__code__):
+            origin = _from_dqn_helpers(function.__globals__.get(used))
+            if origin:
+                raise AssertionError(
+                    f"{name} uses {used} from {origin}: the exercise is to write this part yourself"
+                )
+
+
+class StepBudget(gym.Wrapper):
+    """Stop a loop that keeps stepping an environment, with an explanation.
+
+    After an Atari game is over, ALE goes on accepting ``step`` calls forever, so a
+    loop that misses the end of an episode would hang the notebook. This wrapper
+    raises an ``AssertionError`` after ``max_steps`` calls instead.
+
+    Args:
+        env: The environment to watch.
+        max_steps: ``step`` calls allowed per episode (between resets).
+
+    Example:
+        >>> from dqn_helpers.envs import make_env
+        >>> env = StepBudget(make_env("Breakout", training=False), max_steps=3)
+        >>> _ = env.reset(seed=0)
+        >>> for _ in range(4):
+        ...     _ = env.step(0)
+        Traceback (most recent call last):
+        AssertionError: your loop called env.step() more than 3 times in one episode without stopping: it must stop as soon as `terminated` or `truncated` is True
+    """
+
+    def __init__(self, env: gym.Env, max_steps: int):
+        if max_steps <= 0:
+            raise ValueError(f"max_steps must be positive, got {max_steps}")
+        super().__init__(env)
+        self.max_steps = max_steps
+        self.steps = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        self.steps = 0
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        self.steps += 1
+        if self.steps > self.max_steps:
+            raise AssertionError(
+                f"your loop called env.step() more than {self.max_steps} times in one episode without stopping: "
+                "it must stop as soon as `terminated` or `truncated` is True"
+            )
+        return self.env.step(action)
