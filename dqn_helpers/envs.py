@@ -114,10 +114,9 @@ class EpisodicLife(gym.Wrapper):
         if self._game_over or seed is not None:
             observation, info = self.env.reset(seed=seed, options=options)
         else:
-            observation, _, terminated, truncated, step_info = self.env.step(0)
-            info = step_info
+            observation, _, terminated, truncated, info = self.env.step(0)
             if terminated or truncated:
-                observation, info = _restart(self.env, step_info, options)
+                observation, info = _restart(self.env, info, options)
         self._game_over = False
         self._lives = self.env.unwrapped.ale.lives()
         return observation, info
@@ -142,7 +141,7 @@ class FireOnReset(gym.Wrapper):
         observation, _, terminated, truncated, step_info = self.env.step(self._fire)
         info = {**reset_info, **step_info}
         if terminated or truncated:
-            observation, info = _restart(self.env, {**reset_info, **step_info}, options)
+            observation, info = _restart(self.env, info, options)
         return observation, info
 
 

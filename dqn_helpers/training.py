@@ -158,6 +158,11 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
     recent_returns: deque[float] = deque(maxlen=20)
     losses, q_means = [], []
     start_time, start_hours = time.perf_counter(), counters["hours"]
+
+    def hours() -> float:
+        """Wall-clock hours of training, across resumed sessions."""
+        return start_hours + (time.perf_counter() - start_time) / 3600
+
     last_log_time, last_log_step = start_time, counters["step"]
     state, _ = env.reset(seed=config.seed + counters["episodes"])
     bar = tqdm(total=config.total_steps, initial=counters["step"], disable=not progress, unit="step", smoothing=0.05)
@@ -175,12 +180,11 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
                 if "episode" in reset_info:  # the wrappers' own step in reset ended the game
                     info = {**info, "episode": reset_info["episode"]}
             step += 1
-            hours = start_hours + (time.perf_counter() - start_time) / 3600
             if "episode" in info:  # a full game ended (not just a life)
                 counters["episodes"] += 1
                 game_return = float(info["episode"]["r"])
                 recent_returns.append(game_return)
-                episode_log.write(step, counters["episodes"], game_return, int(info["episode"]["l"]), epsilon, hours)
+                episode_log.write(step, counters["episodes"], game_return, int(info["episode"]["l"]), epsilon, hours())
 
             # --- learn ---------------------------------------------------------------
             if step >= config.learning_starts and step % config.train_frequency == 0:
@@ -205,7 +209,7 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
                 )
                 losses, q_means = [], []
             if step % config.checkpoint_interval == 0 and step < config.total_steps:
-                _save_checkpoint(run_dir, learner, replay, rng, {**counters, "step": step, "hours": hours})
+                _save_checkpoint(run_dir, learner, replay, rng, {**counters, "step": step, "hours": hours()})
             bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
@@ -214,8 +218,7 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
         env.close()
         episode_log.close()
         loss_log.close()
-    hours = start_hours + (time.perf_counter() - start_time) / 3600
-    _save_checkpoint(run_dir, learner, replay, rng, {**counters, "step": step, "hours": hours})
+    _save_checkpoint(run_dir, learner, replay, rng, {**counters, "step": step, "hours": hours()})
     weights_path = None
     if not interrupted:
         weights_path = run_dir / "q_network.weights.h5"
