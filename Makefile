@@ -11,7 +11,7 @@ ASSIGNMENTS := $(notdir $(wildcard solutions/*))
 # nbgrader runs `alembic` as a program: the environment's bin/ must be on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test lab release demo clean
+.PHONY: test lab release demo bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ release: $(INSTALLED)
 ## demo: record a game of Breakout to videos/demo.mp4
 demo: $(INSTALLED)
 	$(BIN)/python -m dqn_helpers record --output videos/demo.mp4
+
+## bench: training speed (ours against the naive tutorial loop) and replay memory at 1M transitions, as JSON
+bench: $(INSTALLED)
+	$(BIN)/python benchmarks/train_speed.py --impl both --steps 4000
+	$(BIN)/python benchmarks/replay_memory.py --capacity 1000000
 
 clean:
 	rm -rf $(VENV) gradebook.db submitted autograded feedback

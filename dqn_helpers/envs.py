@@ -25,19 +25,24 @@ Nature DQN protocol that the course's scores are compared with; Machado et al.
 from __future__ import annotations
 
 import difflib
+import functools
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, SupportsFloat
 
 import ale_py
 import gymnasium as gym
 import numpy as np
+from gymnasium.vector import AutoresetMode
 
 __all__ = [
     "FRAME_SIZE",
     "STACK_SIZE",
+    "BackgroundVectorEnv",
     "EpisodicLife",
     "FireOnReset",
     "atari_env_id",
     "make_env",
+    "make_vector_env",
 ]
 
 FRAME_SIZE = 84
@@ -207,3 +212,92 @@ def make_env(
     if training:
         env = gym.wrappers.TransformReward(env, lambda reward: float(np.sign(reward)))
     return gym.wrappers.FrameStackObservation(env, STACK_SIZE, padding_type="zero")
+
+
+class BackgroundVectorEnv(gym.vector.SyncVectorEnv):
+    """Several environments stepped one after another in a background thread.
+
+    ``step_async(actions)`` starts stepping every environment and returns at once;
+    ``step_wait()`` returns what ``step`` would have. In between, the learner's
+    update runs in TensorFlow's own C++ threads without Python's lock, so emulation
+    and learning overlap. Threads rather than worker processes: forking a process
+    whose TensorFlow threads are running is unsafe, and spawning re-imports the
+    user's script.
+
+    A finished episode is reset in the same step (``AutoresetMode.SAME_STEP``): the
+    returned observation starts the next episode, and ``info["final_obs"]`` holds
+    the last observation of the one that ended (where ``info["_final_obs"]`` is True).
+
+    Args:
+        env_fns: Functions that each build one environment.
+    """
+
+    def __init__(self, env_fns: list[Any]):
+        super().__init__(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="environments")
+        self._pending: Future | None = None
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Start stepping every environment with its action.
+
+        Raises:
+            RuntimeError: If the previous step was not collected with :meth:`step_wait`.
+        """
+        if self._pending is not None:
+            raise RuntimeError("step_async was called twice: collect the previous step with step_wait first")
+        self._pending = self._executor.submit(super().step, actions)
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Wait for the step that :meth:`step_async` started and return its results.
+
+        Raises:
+            RuntimeError: If no step was started.
+        """
+        if self._pending is None:
+            raise RuntimeError("step_wait was called without step_async")
+        pending, self._pending = self._pending, None
+        return pending.result()
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        self.step_async(actions)
+        return self.step_wait()
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self._executor.shutdown(wait=True)  # an unfinished step ends before its environments close
+        super().close_extras(**kwargs)
+
+
+def make_vector_env(
+    game: str = "Breakout",
+    num_envs: int = 4,
+    *,
+    training: bool = True,
+    sticky_action_probability: float = 0.0,
+) -> BackgroundVectorEnv:
+    """Build ``num_envs`` copies of :func:`make_env`, stepped together in the background.
+
+    Args:
+        game: ALE's name of the game.
+        num_envs: How many environments; each step of the vector takes one agent
+            step in each of them.
+        training: As in :func:`make_env`.
+        sticky_action_probability: As in :func:`make_env`.
+
+    Returns:
+        A :class:`BackgroundVectorEnv`; observations have shape ``(num_envs, 4, 84, 84)``.
+
+    Raises:
+        ValueError: For an unknown game or ``num_envs`` below 1.
+
+    Example:
+        >>> envs = make_vector_env("Breakout", 2)
+        >>> observations, info = envs.reset(seed=0)
+        >>> observations.shape
+        (2, 4, 84, 84)
+        >>> envs.close()
+    """
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+    atari_env_id(game)  # an unknown game fails here, with suggestions, not inside the vector env
+    build = functools.partial(make_env, game, training=training, sticky_action_probability=sticky_action_probability)
+    return BackgroundVectorEnv([build] * num_envs)

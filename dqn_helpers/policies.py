@@ -48,7 +48,10 @@ def epsilon_greedy(q_values: np.ndarray, epsilon: float, rng: np.random.Generato
 
 
 class QPolicy:
-    """Epsilon-greedy policy over a Keras Q-network, with a compiled forward pass.
+    """Epsilon-greedy policy over a Keras Q-network, with compiled forward passes.
+
+    Call it with one state (evaluation, videos) or use :meth:`act` for a batch of
+    states, one per environment (training over several environments at once).
 
     Args:
         q_network: Maps a batch of ``uint8`` states to Q-values ``(batch, num_actions)``.
@@ -58,6 +61,8 @@ class QPolicy:
         >>> policy = QPolicy(nature_cnn(4))
         >>> policy(np.zeros((4, 84, 84), np.uint8), np.random.default_rng(0), epsilon=1.0) in range(4)
         True
+        >>> policy.act(np.zeros((3, 4, 84, 84), np.uint8), np.random.default_rng(0), epsilon=0.0).shape
+        (3,)
     """
 
     def __init__(self, q_network: keras.Model):
@@ -65,16 +70,39 @@ class QPolicy:
         self.num_actions = int(q_network.output_shape[-1])
         state_spec = tf.TensorSpec((None, *q_network.input_shape[1:]), tf.uint8)
         self._forward = tf.function(lambda states: q_network(states, training=False), input_signature=[state_spec])
+        # XLA fuses the scaling, convolutions and argmax into one compiled program.
+        self._greedy = tf.function(
+            lambda states: tf.argmax(q_network(states, training=False), axis=1),
+            input_signature=[state_spec],
+            jit_compile=True,
+        )
 
     def q_values(self, state: np.ndarray) -> np.ndarray:
         """The Q-values of one state, shape ``(num_actions,)``."""
         return self._forward(state[None])[0].numpy()
 
+    def act(self, states: np.ndarray, rng: np.random.Generator, epsilon: float = 0.0) -> np.ndarray:
+        """Epsilon-greedy actions for a batch of states, each random with probability ``epsilon``.
+
+        Args:
+            states: ``uint8`` states of shape ``(batch, *state_shape)``.
+            rng: The random generator.
+            epsilon: Probability of a random action, in [0, 1].
+
+        Returns:
+            ``int64`` actions of shape ``(batch,)``.
+        """
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+        explore = rng.random(len(states)) < epsilon
+        actions = rng.integers(self.num_actions, size=len(states))
+        # Skip the forward pass when every action will be random anyway.
+        if not explore.all():
+            actions = np.where(explore, actions, self._greedy(states).numpy())
+        return actions
+
     def __call__(self, state: np.ndarray, rng: np.random.Generator, epsilon: float = 0.0) -> int:
-        # Skip the forward pass when the action will be random anyway.
-        if rng.random() < epsilon:
-            return int(rng.integers(self.num_actions))
-        return int(np.argmax(self.q_values(state)))
+        return int(self.act(state[None], rng, epsilon)[0])
 
 
 class RandomPolicy:

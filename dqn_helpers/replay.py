@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Batch", "ReplayBuffer"]
+__all__ = ["Batch", "ReplayBuffer", "VectorReplayBuffer"]
 
 _POSITION_CAP = np.iinfo(np.uint8).max
 
@@ -203,10 +203,21 @@ class ReplayBuffer:
         Raises:
             ValueError: If the arrays do not fit this buffer's capacity and shapes.
         """
+        self.check_state_dict(state)
+        for name in self._ARRAYS:
+            getattr(self, f"_{name}")[...] = state[name]
+        self._written, self._transitions = (int(n) for n in state["counters"])
+        self._episode_open = False
+
+    def check_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Check that :meth:`load_state_dict` can load ``state``, without loading it.
+
+        Raises:
+            ValueError: If the arrays do not fit this buffer's capacity and shapes.
+        """
         missing = [name for name in (*self._ARRAYS, "counters") if name not in state]
         if missing:
             raise ValueError(f"replay state lacks {', '.join(missing)}: it was not made by ReplayBuffer.state_dict")
-        # Check everything before copying anything, so a bad state leaves the buffer as it was.
         for name in self._ARRAYS:
             mine, theirs = getattr(self, f"_{name}"), np.asarray(state[name])
             if theirs.shape != mine.shape or theirs.dtype != mine.dtype:
@@ -214,10 +225,6 @@ class ReplayBuffer:
                     f"replay state does not fit this buffer: {name} needs {mine.dtype} {mine.shape}, "
                     f"got {theirs.dtype} {theirs.shape}"
                 )
-        for name in self._ARRAYS:
-            getattr(self, f"_{name}")[...] = state[name]
-        self._written, self._transitions = (int(n) for n in state["counters"])
-        self._episode_open = False
 
     def _write_slot(self, frame: np.ndarray, action: int, reward: float, terminated: bool, position: int) -> None:
         slot = self._written % self.capacity
@@ -254,3 +261,107 @@ class ReplayBuffer:
         if not isinstance(stack, np.ndarray) or stack.shape != expected or stack.dtype != np.uint8:
             got = f"{stack.dtype} array of shape {stack.shape}" if isinstance(stack, np.ndarray) else type(stack).__name__
             raise ValueError(f"{name} must be a uint8 array of shape {expected}, got {got}")
+
+
+class VectorReplayBuffer:
+    """Replay for several environments that step together: one :class:`ReplayBuffer` each.
+
+    Consecutive transitions from different environments belong to different
+    episodes, so each environment keeps its own stream of frames (``capacity //
+    num_envs`` transitions). Sampling is uniform over every transition held.
+
+    Args:
+        capacity: How many transitions to keep in all (agent steps).
+        num_envs: How many environments add a transition at each :meth:`add`.
+        frame_shape: Shape of one frame.
+        stack_size: Frames per state.
+
+    Raises:
+        ValueError: If ``num_envs`` is not positive or ``capacity // num_envs`` is
+            not a valid :class:`ReplayBuffer` capacity.
+
+    Example:
+        >>> buffer = VectorReplayBuffer(capacity=20, num_envs=2, frame_shape=(2, 2), stack_size=2)
+        >>> states = np.zeros((2, 2, 2, 2), np.uint8)
+        >>> next_states = np.ones((2, 2, 2, 2), np.uint8)
+        >>> buffer.add(states, np.array([0, 1]), np.array([0.0, 1.0]), next_states,
+        ...            np.array([False, True]), np.array([False, False]))
+        >>> len(buffer), buffer.sample(5, np.random.default_rng(0)).states.shape
+        (2, (5, 2, 2, 2))
+    """
+
+    def __init__(self, capacity: int, num_envs: int, frame_shape: tuple[int, ...] = (84, 84), stack_size: int = 4):
+        if num_envs <= 0:
+            raise ValueError(f"num_envs must be positive, got {num_envs}")
+        if capacity < num_envs:
+            raise ValueError(f"capacity ({capacity}) must be at least num_envs ({num_envs})")
+        self.capacity = capacity
+        self.buffers = [ReplayBuffer(capacity // num_envs, frame_shape, stack_size) for _ in range(num_envs)]
+
+    def __len__(self) -> int:
+        """The number of transitions held, over all environments."""
+        return sum(len(buffer) for buffer in self.buffers)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by all the buffers' arrays."""
+        return sum(buffer.nbytes for buffer in self.buffers)
+
+    def add(
+        self,
+        states: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_states: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> None:
+        """Store one transition per environment; the first axis of every argument is the environment.
+
+        Raises:
+            ValueError: If an argument does not hold one entry per environment, or
+                as :meth:`ReplayBuffer.add` for each transition.
+        """
+        arguments = {"states": states, "actions": actions, "rewards": rewards, "next_states": next_states,
+                     "terminated": terminated, "truncated": truncated}  # fmt: skip
+        for name, values in arguments.items():
+            if len(values) != len(self.buffers):
+                raise ValueError(f"{name} must hold one entry per environment ({len(self.buffers)}), got {len(values)}")
+        for i, buffer in enumerate(self.buffers):
+            buffer.add(states[i], actions[i], rewards[i], next_states[i], bool(terminated[i]), bool(truncated[i]))
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        """Draw transitions uniformly at random over all environments, with replacement.
+
+        Raises:
+            ValueError: If ``batch_size`` is not positive or no transition is held.
+        """
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        sizes = np.array([len(buffer) for buffer in self.buffers], dtype=np.float64)
+        if sizes.sum() == 0:
+            raise ValueError("cannot sample from an empty replay buffer: add transitions first")
+        counts = rng.multinomial(batch_size, sizes / sizes.sum())
+        parts = [buffer.sample(int(n), rng) for buffer, n in zip(self.buffers, counts) if n > 0]
+        return Batch(*(np.concatenate(arrays) for arrays in zip(*parts)))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every buffer's :meth:`ReplayBuffer.state_dict`, keys prefixed by the environment's index."""
+        return {f"{i}/{key}": value for i, buffer in enumerate(self.buffers) for key, value in buffer.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned; all buffers or none.
+
+        Raises:
+            ValueError: If the state was saved with another number of environments
+                or does not fit the buffers.
+        """
+        saved_envs = {key.split("/", 1)[0] for key in state}
+        if saved_envs != {str(i) for i in range(len(self.buffers))}:
+            raise ValueError(f"replay state holds {len(saved_envs)} environments' buffers, this one has {len(self.buffers)}")
+        parts = [{key.split("/", 1)[1]: value for key, value in state.items() if key.startswith(f"{i}/")}
+                 for i in range(len(self.buffers))]  # fmt: skip
+        for buffer, part in zip(self.buffers, parts):
+            buffer.check_state_dict(part)
+        for buffer, part in zip(self.buffers, parts):
+            buffer.load_state_dict(part)

@@ -1,9 +1,12 @@
 """The DQN training loop: configuration, the loop itself, logs and checkpoints.
 
 ``train(config, run_dir)`` reads top to bottom like CleanRL's ``dqn_atari.py``: act
-epsilon-greedily, store the transition, carry the state forward, learn every few
-steps, sync the target network now and then. Around that loop it keeps what a long
-run needs:
+epsilon-greedily, store the transitions, carry the states forward, learn every few
+steps, sync the target network now and then. It plays ``num_envs`` games at once:
+one batched forward pass chooses all their actions, and the games are emulated in a
+background thread while the learner makes the updates that are due, so emulation
+costs little next to learning (``benchmarks/train_speed.py`` measures it). Around
+that loop it keeps what a long run needs:
 
 - ``run_dir/config.json``: the settings of the run.
 - ``run_dir/episodes.csv``: one row per full game: the true score (not clipped),
@@ -32,10 +35,10 @@ from typing import Any, NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from dqn_helpers.envs import make_env
+from dqn_helpers.envs import make_vector_env
 from dqn_helpers.learner import DQNLearner
 from dqn_helpers.policies import QPolicy
-from dqn_helpers.replay import ReplayBuffer
+from dqn_helpers.replay import VectorReplayBuffer
 from dqn_helpers.schedules import linear_schedule
 
 __all__ = ["DQNConfig", "TrainSummary", "train"]
@@ -63,7 +66,8 @@ class DQNConfig:
     """
 
     game: str = _setting("Breakout", "ALE game name")
-    seed: int = _setting(1, "seed of the environment, exploration and sampling")
+    seed: int = _setting(1, "seed of the environments, exploration and sampling")
+    num_envs: int = _setting(4, "games played at once; each takes one agent step per vector step")
     total_steps: int = _setting(10_000_000, "agent steps to train for (x4 frames)")
     buffer_size: int = _setting(1_000_000, "replay capacity, in transitions (agent steps)")
     learning_starts: int = _setting(80_000, "agent steps of play before the first update")
@@ -83,16 +87,22 @@ class DQNConfig:
 
     def __post_init__(self) -> None:
         positive = (
-            "total_steps", "buffer_size", "train_frequency", "batch_size", "target_update_interval",
+            "total_steps", "num_envs", "buffer_size", "train_frequency", "batch_size", "target_update_interval",
             "epsilon_decay_steps", "log_interval", "checkpoint_interval",
         )  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.learning_starts < self.batch_size:
+        if self.total_steps % self.num_envs:
             raise ValueError(
-                f"learning_starts ({self.learning_starts}) must be at least batch_size ({self.batch_size}): "
-                "training cannot start before the buffer holds a batch"
+                f"total_steps ({self.total_steps}) must be a multiple of num_envs ({self.num_envs}): "
+                "each vector step takes one agent step in every game"
+            )
+        if self.learning_starts < self.batch_size + self.num_envs:
+            raise ValueError(
+                f"learning_starts ({self.learning_starts}) must be at least batch_size + num_envs "
+                f"({self.batch_size} + {self.num_envs}): the first update draws a batch from the transitions "
+                "stored before the vector step under way"
             )
         for name in ("epsilon_start", "epsilon_end", "gamma", "sticky_action_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -137,16 +147,18 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
     resuming = _recover_checkpoint(run_dir)
     if resuming:
         _check_same_run(config, json.loads((run_dir / "config.json").read_text()))
-    env = make_env(config.game, training=True, sticky_action_probability=config.sticky_action_probability)
+    envs = make_vector_env(
+        config.game, config.num_envs, training=True, sticky_action_probability=config.sticky_action_probability
+    )
     learner = DQNLearner(
-        env.action_space.n,
+        int(envs.single_action_space.n),
         learning_rate=config.learning_rate,
         gamma=config.gamma,
         double_dqn=config.double_dqn,
         adam_epsilon=config.adam_epsilon,
     )
     policy = QPolicy(learner.online_network)
-    replay = ReplayBuffer(config.buffer_size)
+    replay = VectorReplayBuffer(config.buffer_size, config.num_envs)
     rng = np.random.default_rng(config.seed)
     counters = {"step": 0, "episodes": 0, "hours": 0.0}
     if resuming:
@@ -164,38 +176,41 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
         return start_hours + (time.perf_counter() - start_time) / 3600
 
     last_log_time, last_log_step = start_time, counters["step"]
-    state, _ = env.reset(seed=config.seed + counters["episodes"])
+    states, _ = envs.reset(seed=config.seed + counters["episodes"])
     bar = tqdm(total=config.total_steps, initial=counters["step"], disable=not progress, unit="step", smoothing=0.05)
     step, interrupted = counters["step"], False
     try:
         while step < config.total_steps:
-            # --- act and store -----------------------------------------------------
+            # --- act: one action per game, from one batched forward pass ------------
             epsilon = linear_schedule(config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps, step)
-            action = policy(state, rng, epsilon)
-            next_state, reward, terminated, truncated, info = env.step(action)
-            replay.add(state, action, reward, next_state, terminated, truncated)
-            state = next_state  # easy to forget: the next action is taken from here
-            if terminated or truncated:
-                state, reset_info = env.reset()
-                if "episode" in reset_info:  # the wrappers' own step in reset ended the game
-                    info = {**info, "episode": reset_info["episode"]}
-            step += 1
-            if "episode" in info:  # a full game ended (not just a life)
-                counters["episodes"] += 1
-                game_return = float(info["episode"]["r"])
-                recent_returns.append(game_return)
-                episode_log.write(step, counters["episodes"], game_return, int(info["episode"]["l"]), epsilon, hours())
+            actions = policy.act(states, rng, epsilon)
+            next_step = step + config.num_envs
 
-            # --- learn ---------------------------------------------------------------
-            if step >= config.learning_starts and step % config.train_frequency == 0:
-                result = learner.train_step(*replay.sample(config.batch_size, rng))
+            # --- learn while the games are emulated in the background ----------------
+            # The updates due at the agent steps now under way draw from the transitions
+            # stored before them (the newest num_envs are not in the buffer yet).
+            updates = _multiples(max(step, config.learning_starts - 1), next_step, config.train_frequency)
+            batches = [replay.sample(config.batch_size, rng) for _ in range(updates)]
+            envs.step_async(actions)  # sampled first: sampling and emulation both need Python's lock
+            for batch in batches:
+                result = learner.train_step(*batch)
                 losses.append(result.loss)
                 q_means.append(result.mean_q)
-            if step % config.target_update_interval == 0:
+            if _multiples(step, next_step, config.target_update_interval):
                 learner.sync_target()
+            next_states, rewards, terminated, truncated, info = envs.step_wait()
 
-            # --- log and checkpoint ------------------------------------------------
-            if step % config.log_interval == 0:
+            # --- store ------------------------------------------------------------------
+            replay.add(states, actions, rewards, _final_observations(next_states, info), terminated, truncated)
+            states = next_states  # easy to forget: the next actions are chosen from here
+            step = next_step
+            for game_return, game_length in _finished_games(info):  # full games, not lives
+                counters["episodes"] += 1
+                recent_returns.append(game_return)
+                episode_log.write(step, counters["episodes"], game_return, game_length, epsilon, hours())
+
+            # --- log and checkpoint ------------------------------------------------------
+            if _multiples(step - config.num_envs, step, config.log_interval):
                 now = time.perf_counter()
                 steps_per_s = (step - last_log_step) / max(now - last_log_time, 1e-9)
                 last_log_time, last_log_step = now, step
@@ -208,14 +223,14 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
                     refresh=False,
                 )
                 losses, q_means = [], []
-            if step % config.checkpoint_interval == 0 and step < config.total_steps:
+            if _multiples(step - config.num_envs, step, config.checkpoint_interval) and step < config.total_steps:
                 _save_checkpoint(run_dir, learner, replay, rng, {**counters, "step": step, "hours": hours()})
-            bar.update(1)
+            bar.update(config.num_envs)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         bar.close()
-        env.close()
+        envs.close()
         episode_log.close()
         loss_log.close()
     _save_checkpoint(run_dir, learner, replay, rng, {**counters, "step": step, "hours": hours()})
@@ -226,6 +241,40 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
     else:
         print(f"Interrupted at step {step:,}: checkpoint saved in {run_dir}; call train() again to resume.")
     return TrainSummary(run_dir, step, counters["episodes"], weights_path, interrupted)
+
+
+def _multiples(start: int, stop: int, interval: int) -> int:
+    """How many multiples of ``interval`` lie in ``(start, stop]``: the events due in those agent steps.
+
+    >>> _multiples(0, 4, 4), _multiples(4, 8, 3), _multiples(5, 4, 4)
+    (1, 1, 0)
+    """
+    return max(0, stop // interval - start // interval)
+
+
+def _final_observations(next_states: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    """The states the transitions led to: a finished episode's last one, not the next episode's first."""
+    if not np.any(info.get("_final_obs", False)):
+        return next_states
+    final = next_states.copy()
+    for i in np.flatnonzero(info["_final_obs"]):
+        final[i] = info["final_obs"][i]
+    return final
+
+
+def _finished_games(info: dict[str, Any]) -> list[tuple[float, int]]:
+    """(score, length) of each full game that ended in this vector step.
+
+    A game usually ends on a step (its statistics are in the finished episode's
+    ``final_info``); rarely it ends inside a wrapper's reset, whose info comes back
+    as the vector step's own.
+    """
+    games = []
+    for source in (info.get("final_info", {}), info):
+        if "episode" in source:
+            for i in np.flatnonzero(source["_episode"]):
+                games.append((float(source["episode"]["r"][i]), int(source["episode"]["l"][i])))
+    return games
 
 
 def _check_same_run(config: DQNConfig, saved: dict[str, Any]) -> None:
@@ -277,7 +326,7 @@ def _recover_checkpoint(run_dir: Path) -> bool:
 
 
 def _save_checkpoint(
-    run_dir: Path, learner: DQNLearner, replay: ReplayBuffer, rng: np.random.Generator, counters: dict[str, Any]
+    run_dir: Path, learner: DQNLearner, replay: VectorReplayBuffer, rng: np.random.Generator, counters: dict[str, Any]
 ) -> None:
     """Write a complete checkpoint beside the old one, then swap them, so a crash never leaves half of one."""
     final, fresh, stale = run_dir / "checkpoint", run_dir / "checkpoint.new", run_dir / "checkpoint.old"
@@ -295,7 +344,7 @@ def _save_checkpoint(
 
 
 def _load_checkpoint(
-    run_dir: Path, learner: DQNLearner, replay: ReplayBuffer, rng: np.random.Generator
+    run_dir: Path, learner: DQNLearner, replay: VectorReplayBuffer, rng: np.random.Generator
 ) -> dict[str, Any]:
     checkpoint = run_dir / "checkpoint"
     with np.load(checkpoint / "learner.npz") as arrays:

@@ -156,8 +156,9 @@ def test_evaluate_with_weights(weights_file, capsys):
         (["record", "--game", "Breakoutt"], "error: unknown Atari game 'Breakoutt'"),
         (["train", "--game", "Breakoutt", "--no-progress"], "error: unknown Atari game 'Breakoutt'"),
         (["evaluate", "--episodes", "0", "--no-progress"], "error: episodes must be positive, got 0"),
-        (["train", "--learning-starts", "4", "--batch-size", "32"], r"error: learning_starts (4) must be at least batch_size (32)"),
+        (["train", "--learning-starts", "4", "--batch-size", "32"], "error: learning_starts (4) must be at least batch_size + num_envs (32 + 4)"),
         (["train", "--gamma", "1.5"], "error: gamma must be in [0, 1], got 1.5"),
+        (["train", "--total-steps", "10"], "error: total_steps (10) must be a multiple of num_envs (4)"),
     ],
 )
 def test_errors_exit_with_status_2_and_a_message(argv, message, capsys, tmp_path):

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from dqn_helpers.envs import EpisodicLife, FireOnReset, atari_env_id, make_env
+from dqn_helpers.envs import EpisodicLife, FireOnReset, atari_env_id, make_env, make_vector_env
 
 OBS_SHAPE = (4, 84, 84)
 START_LIVES = 5
@@ -359,3 +359,74 @@ def test_a_game_ended_by_the_no_op_in_reset_reports_its_statistics():
     _, info = env.reset()
     assert "episode" in info, "the game the reset ended was not reported"
     assert info["lives"] == 5  # a new game has started
+
+
+# --- make_vector_env: several games stepped in a background thread ---------------------------------
+
+
+@pytest.fixture
+def vector_env():
+    envs = make_vector_env("Breakout", 2)
+    yield envs
+    envs.close()
+
+
+def test_vector_env_matches_single_environments(vector_env):
+    """Each sub-environment is make_env(training=True): same spaces, and the same frames for the same seed and actions."""
+    observations, _ = vector_env.reset(seed=5)
+    assert observations.shape == (2, 4, 84, 84) and observations.dtype == np.uint8
+    single = make_env("Breakout", training=True)
+    expected, _ = single.reset(seed=6)  # the vector env seeds environment i with seed + i
+    np.testing.assert_array_equal(observations[1], expected)
+    for action in [1, 2, 3, 0, 2]:
+        observations, *_ = vector_env.step(np.array([0, action]))
+        expected, *_ = single.step(action)
+        np.testing.assert_array_equal(observations[1], expected)
+    single.close()
+
+
+def test_vector_env_step_async_then_wait(vector_env):
+    """step_async returns at once; step_wait returns the five arrays of a vector step."""
+    vector_env.reset(seed=0)
+    vector_env.step_async(np.array([1, 1]))
+    observations, rewards, terminated, truncated, info = vector_env.step_wait()
+    assert observations.shape == (2, 4, 84, 84)
+    assert rewards.shape == terminated.shape == truncated.shape == (2,)
+    assert isinstance(info, dict)
+
+
+def test_vector_env_refuses_out_of_order_calls(vector_env):
+    """Two step_async without step_wait, or step_wait without step_async, is a RuntimeError that says what to do."""
+    vector_env.reset(seed=0)
+    with pytest.raises(RuntimeError, match="step_wait was called without step_async"):
+        vector_env.step_wait()
+    vector_env.step_async(np.array([0, 0]))
+    with pytest.raises(RuntimeError, match="step_async was called twice: collect the previous step with step_wait first"):
+        vector_env.step_async(np.array([0, 0]))
+    vector_env.step_wait()
+
+
+def test_vector_env_returns_the_final_observation_of_a_lost_life(vector_env):
+    """When a life is lost the episode resets in the same step; info["final_obs"] keeps the last stack."""
+    observations, _ = vector_env.reset(seed=0)
+    for _ in range(2_000):  # a paddle that never moves loses a life within a few hundred steps
+        next_observations, _, terminated, truncated, info = vector_env.step(np.array([0, 0]))
+        if terminated.any():
+            break
+        observations = next_observations
+    else:
+        pytest.fail("no life was lost in 2,000 steps")
+    done = np.flatnonzero(terminated)
+    assert info["_final_obs"][done].all()
+    for i in done:
+        final = info["final_obs"][i]
+        np.testing.assert_array_equal(final[:3], observations[i][1:])  # the last stack continues the previous one
+        assert not next_observations[i][:3].any()  # while the returned one starts afresh, zero-padded
+
+
+@pytest.mark.parametrize(("game", "num_envs", "message"), [("Breakout", 0, "num_envs must be at least 1, got 0"),
+                                                            ("Breakoutt", 2, "unknown Atari game 'Breakoutt'")])  # fmt: skip
+def test_make_vector_env_rejects_bad_arguments(game, num_envs, message):
+    """A bad count or game fails before any environment is built, with a clear message."""
+    with pytest.raises(ValueError, match=message):
+        make_vector_env(game, num_envs)

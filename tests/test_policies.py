@@ -144,6 +144,31 @@ def test_qpolicy_intermediate_epsilon(policy, states):
     np.testing.assert_allclose(freq, [0.05, 0.05, 0.85, 0.05], atol=0.045)
 
 
+def test_qpolicy_act_is_the_argmax_of_each_state(policy, q_network, states):
+    """act() on a batch with epsilon 0 returns each state's argmax, as int64 of shape (batch,)."""
+    actions = policy.act(states, np.random.default_rng(0), 0.0)
+    assert actions.shape == (len(states),) and actions.dtype == np.int64
+    np.testing.assert_array_equal(actions, q_network(states).numpy().argmax(axis=1))
+
+
+def test_qpolicy_act_explores_each_state_independently(policy, states):
+    """With epsilon 0.5, each row is random on its own: the greedy action 2 has probability 0.5 + 0.5 / 4."""
+    rng = np.random.default_rng(7)
+    batch = np.repeat(states[:1], 8, axis=0)
+    actions = np.concatenate([policy.act(batch, rng, 0.5) for _ in range(250)])  # 2,000 draws
+    # A shared coin per batch would give the same frequency but all-or-nothing rows.
+    rows = actions.reshape(250, 8)
+    assert ((rows == 2).all(axis=1)).mean() < 0.2  # independent rows: 0.625**8 = 0.02
+    np.testing.assert_allclose((actions == 2).mean(), 0.625, atol=0.05)
+
+
+@pytest.mark.parametrize("epsilon", [-0.1, 1.5])
+def test_qpolicy_act_rejects_epsilon_out_of_range(policy, states, epsilon):
+    """Epsilon outside [0, 1] is an error that names the value."""
+    with pytest.raises(ValueError, match=rf"epsilon must be in \[0, 1\], got {epsilon}"):
+        policy.act(states, np.random.default_rng(0), epsilon)
+
+
 # --- RandomPolicy --------------------------------------------------------------------------
 
 

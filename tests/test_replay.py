@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from dqn_helpers.replay import Batch, ReplayBuffer
+from dqn_helpers.replay import Batch, ReplayBuffer, VectorReplayBuffer
 
 FRAME_SHAPE = (2, 2)
 STACK_SIZE = 4
@@ -513,3 +513,117 @@ def test_real_breakout_transitions_rebuild_exactly():
     # the second life starts from a zero-padded stack, which the buffer rebuilds (checked above)
     second_life_start = next(tr for tr in added if tr.episode == 1)
     assert not second_life_start.state[:3].any()
+
+
+# --- VectorReplayBuffer: one stream per environment -----------------------------------------------
+
+NUM_ENVS = 3
+
+
+def vector_step(buffer: VectorReplayBuffer, states: np.ndarray, t: int, terminated: bool = False) -> np.ndarray:
+    """Add one transition per environment (environment e plays episode e); return the next states."""
+    next_states = np.stack([np.concatenate([states[e, 1:], make_frame(e, t)[None]]) for e in range(NUM_ENVS)])
+    flags = np.full(NUM_ENVS, terminated)
+    buffer.add(states, np.arange(NUM_ENVS), np.full(NUM_ENVS, float(t)), next_states, flags, np.zeros(NUM_ENVS, bool))
+    return next_states
+
+
+def filled_vector_buffer(steps: int = 6) -> VectorReplayBuffer:
+    buffer = VectorReplayBuffer(30, NUM_ENVS, frame_shape=FRAME_SHAPE, stack_size=STACK_SIZE)
+    states = np.stack([reset_stack(e) for e in range(NUM_ENVS)])
+    for t in range(1, steps + 1):
+        states = vector_step(buffer, states, t)
+    return buffer
+
+
+def test_vector_buffer_splits_capacity_and_counts_all_streams():
+    """30 transitions over 3 environments: 3 buffers of 10; 6 vector steps hold 18 transitions."""
+    buffer = filled_vector_buffer()
+    assert [b.capacity for b in buffer.buffers] == [10] * NUM_ENVS
+    assert len(buffer) == 18
+    assert buffer.nbytes == sum(b.nbytes for b in buffer.buffers)
+
+
+def test_vector_buffer_keeps_each_environment_in_its_own_stream():
+    """Every sampled stack holds frames of one episode only: environments' frames never mix in a stack."""
+    batch = filled_vector_buffer().sample(SAMPLES, np.random.default_rng(0))
+    for state, next_state, action, reward in zip(batch.states, batch.next_states, batch.actions, batch.rewards):
+        episodes = {decoded[0] for decoded in map(decode, [*state, *next_state]) if decoded is not None}
+        assert episodes == {int(action)}  # environment e acted e and played episode e
+        assert decode(next_state[-1]) == (int(action), int(reward))  # the reward is the step number t
+
+
+def test_vector_buffer_samples_uniformly_over_all_transitions():
+    """18 transitions held: each is drawn with probability 1/18, whatever its environment."""
+    batch = filled_vector_buffer().sample(SAMPLES * 3, np.random.default_rng(1))
+    keys = [decode(frame) for frame in batch.next_states[:, -1]]
+    counts = np.array([keys.count((e, t)) for e in range(NUM_ENVS) for t in range(1, 7)])
+    # 6,000 draws over 18 transitions: 333 expected each, standard deviation about 18.
+    assert counts.min() > 250 and counts.max() < 420
+
+
+@pytest.mark.parametrize(
+    ("field", "override"),
+    [("states", np.zeros((2, STACK_SIZE, *FRAME_SHAPE), np.uint8)), ("actions", np.zeros(4, np.int64)),
+     ("truncated", np.zeros(1, bool))],
+)  # fmt: skip
+def test_vector_buffer_add_needs_one_entry_per_environment(field, override):
+    """An argument with another length than num_envs is refused, naming it, and nothing is stored."""
+    buffer = VectorReplayBuffer(30, NUM_ENVS, frame_shape=FRAME_SHAPE, stack_size=STACK_SIZE)
+    states = np.stack([reset_stack(e) for e in range(NUM_ENVS)])
+    arguments = {"states": states, "actions": np.zeros(NUM_ENVS, np.int64), "rewards": np.zeros(NUM_ENVS),
+                 "next_states": states, "terminated": np.zeros(NUM_ENVS, bool), "truncated": np.zeros(NUM_ENVS, bool)}  # fmt: skip
+    arguments[field] = override
+    with pytest.raises(ValueError, match=rf"{field} must hold one entry per environment \(3\), got {len(override)}"):
+        buffer.add(**arguments)
+    assert len(buffer) == 0
+
+
+@pytest.mark.parametrize(
+    ("capacity", "num_envs", "message"),
+    [(30, 0, "num_envs must be positive, got 0"), (2, 3, r"capacity \(2\) must be at least num_envs \(3\)"),
+     (12, 3, r"capacity must exceed stack_size \(4\), got 4")],
+)  # fmt: skip
+def test_vector_buffer_rejects_bad_sizes(capacity, num_envs, message):
+    """Sizes that cannot work are refused with what was expected and what was given."""
+    with pytest.raises(ValueError, match=message):
+        VectorReplayBuffer(capacity, num_envs, frame_shape=FRAME_SHAPE, stack_size=STACK_SIZE)
+
+
+def test_vector_buffer_sample_errors():
+    """A non-positive batch size or an empty buffer is refused."""
+    buffer = VectorReplayBuffer(30, NUM_ENVS, frame_shape=FRAME_SHAPE, stack_size=STACK_SIZE)
+    with pytest.raises(ValueError, match="cannot sample from an empty replay buffer"):
+        buffer.sample(4, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="batch_size must be positive, got 0"):
+        filled_vector_buffer().sample(0, np.random.default_rng(0))
+
+
+def test_vector_buffer_state_round_trip():
+    """A buffer restored from state_dict samples exactly what the original samples."""
+    original = filled_vector_buffer()
+    state = {key: np.array(value) for key, value in original.state_dict().items()}
+    assert {key.split("/")[0] for key in state} == {"0", "1", "2"}
+    restored = VectorReplayBuffer(30, NUM_ENVS, frame_shape=FRAME_SHAPE, stack_size=STACK_SIZE)
+    restored.load_state_dict(state)
+    assert len(restored) == len(original)
+    for mine, theirs in zip(original.sample(64, np.random.default_rng(2)), restored.sample(64, np.random.default_rng(2))):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_vector_buffer_load_is_all_or_nothing():
+    """A state whose last buffer does not fit is refused before any buffer changes."""
+    buffer = filled_vector_buffer(steps=2)
+    state = {key: np.array(value) for key, value in filled_vector_buffer(steps=6).state_dict().items()}
+    state["2/frames"] = state["2/frames"][:5]
+    with pytest.raises(ValueError, match="replay state does not fit this buffer: frames"):
+        buffer.load_state_dict(state)
+    assert len(buffer) == 6  # still the 2 vector steps it held
+
+
+def test_vector_buffer_refuses_another_number_of_environments():
+    """A state saved with 3 environments does not load into a 2-environment buffer."""
+    state = filled_vector_buffer().state_dict()
+    two = VectorReplayBuffer(20, 2, frame_shape=FRAME_SHAPE, stack_size=STACK_SIZE)
+    with pytest.raises(ValueError, match="replay state holds 3 environments' buffers, this one has 2"):
+        two.load_state_dict(state)

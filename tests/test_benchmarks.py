@@ -1,0 +1,68 @@
+"""Smoke tests of benchmarks/: each script runs at a tiny size and prints the JSON it promises.
+
+The figures themselves (speed, memory at a million transitions) are measured by
+running the scripts in full (`make bench`), not here: a timed test would pass or
+fail with the machine's load.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dqn_helpers.training import DQNConfig
+from tests.conftest import REPO
+
+BENCHMARKS = REPO / "benchmarks"
+
+
+def run_script(name: str, *args: str) -> list[dict]:
+    """Run a benchmark script and parse each line of its standard output as JSON."""
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *args], capture_output=True, text=True, timeout=600, cwd=REPO
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
+
+
+def test_replay_memory_reports_bytes_and_memory():
+    """At 20,000 transitions: 7,063 bytes each (7,056-byte frame + action 1 + reward 4 + flag 1 + position 1)."""
+    (result,) = run_script("replay_memory.py", "--capacity", "20000", "--episode-length", "100")
+    assert result["capacity"] == 20_000
+    assert result["replay_bytes_per_transition"] == 7_063
+    # Episodes of 100 steps in 4 streams of 5,000 slots: each episode's first frame takes a slot.
+    assert 19_000 < result["transitions_held"] < 20_000
+    assert result["peak_rss_mb"] > result["replay_gb"] * 1_000
+    assert result["sample_32_ms"] > 0
+
+
+def test_replay_memory_uses_the_trainers_layout():
+    """The benchmark's default number of streams is the trainer's default num_envs (not imported, to keep TF out)."""
+    source = (BENCHMARKS / "replay_memory.py").read_text()
+    assert f"NUM_ENVS = {DQNConfig().num_envs}\n" in source
+
+
+@pytest.mark.parametrize("impl", ["ours", "naive"])
+def test_train_speed_reports_every_field(impl):
+    """A tiny run of each implementation prints one JSON line with the figures the README quotes."""
+    (result,) = run_script("train_speed.py", "--impl", impl, "--steps", "64", "--warmup", "64")
+    assert result["impl"] == impl and result["steps"] == 64
+    for field in ("steps_per_s", "update_ms", "update_ms_alone", "ceiling_steps_per_s", "act_ms", "peak_rss_mb"):
+        assert result[field] > 0, field
+    # The ceiling is 4 agent steps per update over the update's time alone.
+    assert result["ceiling_steps_per_s"] == pytest.approx(4_000 / result["update_ms_alone"], rel=0.01)
+    expected_bytes = 7_063 if impl == "ours" else 2 * 4 * 84 * 84 * 4 + 5 * 8
+    assert result["replay_bytes_per_transition"] == expected_bytes
+
+
+def test_train_speed_rejects_a_warmup_too_short_to_learn():
+    """--warmup below batch + num_envs cannot time any update: a usage error that says so."""
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "train_speed.py"), "--impl", "ours", "--warmup", "8"],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert completed.returncode == 2
+    assert "--warmup must be at least batch size + num_envs (36), got 8" in completed.stderr
