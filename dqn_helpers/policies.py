@@ -48,7 +48,7 @@ def epsilon_greedy(q_values: np.ndarray, epsilon: float, rng: np.random.Generato
 
 
 class QPolicy:
-    """Epsilon-greedy policy over a Keras Q-network, with compiled forward passes.
+    """Epsilon-greedy policy over a Keras Q-network, with a compiled forward pass.
 
     Call it with one state (evaluation, videos) or use :meth:`act` for a batch of
     states, one per environment (training over several environments at once).
@@ -70,12 +70,6 @@ class QPolicy:
         self.num_actions = int(q_network.output_shape[-1])
         state_spec = tf.TensorSpec((None, *q_network.input_shape[1:]), tf.uint8)
         self._forward = tf.function(lambda states: q_network(states, training=False), input_signature=[state_spec])
-        # XLA fuses the scaling, convolutions and argmax into one compiled program.
-        self._greedy = tf.function(
-            lambda states: tf.argmax(q_network(states, training=False), axis=1),
-            input_signature=[state_spec],
-            jit_compile=True,
-        )
 
     def q_values(self, state: np.ndarray) -> np.ndarray:
         """The Q-values of one state, shape ``(num_actions,)``."""
@@ -98,7 +92,7 @@ class QPolicy:
         actions = rng.integers(self.num_actions, size=len(states))
         # Skip the forward pass when every action will be random anyway.
         if not explore.all():
-            actions = np.where(explore, actions, self._greedy(states).numpy())
+            actions = np.where(explore, actions, self._forward(states).numpy().argmax(axis=1))
         return actions
 
     def __call__(self, state: np.ndarray, rng: np.random.Generator, epsilon: float = 0.0) -> int:
