@@ -23,6 +23,18 @@ also uses one slot for its first frame, which is not a transition.
 Stacks never cross an episode start: frames from before it are zeros, exactly as
 ``FrameStackObservation(..., padding_type="zero")`` in :mod:`dqn_helpers.envs`
 pads them, so the states the agent learns from are the states it acted on.
+
+With ``n_step > 1`` a sampled transition carries the discounted sum of up to
+``n_step`` rewards and the state reached after them (Sutton 1988; Hessel et al.
+2018 found it one of Rainbow's most useful parts):
+
+.. math::
+
+    R = \\sum_{j=0}^{k-1} \\gamma^j r_{t+j}, \\qquad
+    y = R + \\gamma^k (1 - \\text{terminated}) \\max_{a'} Q_{\\bar\\theta}(s_{t+k}, a')
+
+where ``k = n_step``, or fewer where the episode ends first (or where the buffer's
+newest transition is reached): the batch's ``discounts`` hold each ``gamma**k``.
 """
 
 from __future__ import annotations
@@ -44,6 +56,8 @@ class Batch(NamedTuple):
     rewards: np.ndarray  # float32, (B,)
     next_states: np.ndarray  # uint8, (B, 4, 84, 84)
     terminated: np.ndarray  # float32, (B,): 1.0 where the episode really ended
+    # float32, (B,): gamma**k for a k-step return; None for one-step transitions (the learner's gamma).
+    discounts: np.ndarray | None = None
 
 
 class ReplayBuffer:
@@ -58,9 +72,12 @@ class ReplayBuffer:
             overwritten first.
         frame_shape: Shape of one frame.
         stack_size: Frames per state.
+        n_step: Rewards summed per sampled transition before bootstrapping (1: plain DQN).
+        gamma: Discount per agent step within those rewards (used only if ``n_step > 1``).
 
     Raises:
-        ValueError: If ``capacity`` is not positive or smaller than a stack.
+        ValueError: If ``capacity`` is not positive or smaller than a stack, or
+            ``n_step`` or ``gamma`` is out of range.
 
     Example:
         >>> buffer = ReplayBuffer(capacity=100, frame_shape=(2, 2), stack_size=4)
@@ -78,13 +95,27 @@ class ReplayBuffer:
 
     _ARRAYS = ("frames", "actions", "rewards", "terminated", "positions")
 
-    def __init__(self, capacity: int, frame_shape: tuple[int, ...] = (84, 84), stack_size: int = 4):
+    def __init__(
+        self,
+        capacity: int,
+        frame_shape: tuple[int, ...] = (84, 84),
+        stack_size: int = 4,
+        *,
+        n_step: int = 1,
+        gamma: float = 0.99,
+    ):
         if capacity <= 0:
             raise ValueError(f"capacity must be positive, got {capacity}")
         if stack_size <= 0:
             raise ValueError(f"stack_size must be positive, got {stack_size}")
         if capacity <= stack_size:
             raise ValueError(f"capacity must exceed stack_size ({stack_size}), got {capacity}")
+        if n_step <= 0 or n_step >= capacity:
+            raise ValueError(f"n_step must be positive and below capacity ({capacity}), got {n_step}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        self.n_step = n_step
+        self.gamma = gamma
         self.capacity = capacity
         self.frame_shape = tuple(frame_shape)
         self.stack_size = stack_size
@@ -175,13 +206,35 @@ class ReplayBuffer:
             indices = np.concatenate([indices, candidates[self._valid(candidates, oldest)]])
         indices = indices[:batch_size]
         slots = indices % self.capacity
+        rewards, last = self._rewards[slots], indices
+        if self.n_step > 1:
+            rewards, last = self._n_step_returns(indices)
         return Batch(
             states=self._stacks(indices - 1),
             actions=self._actions[slots].astype(np.int64),
-            rewards=self._rewards[slots],
-            next_states=self._stacks(indices),
-            terminated=self._terminated[slots].astype(np.float32),
+            rewards=rewards,
+            next_states=self._stacks(last),
+            terminated=self._terminated[last % self.capacity].astype(np.float32),
+            discounts=None if self.n_step == 1 else (self.gamma ** (last - indices + 1)).astype(np.float32),
         )
+
+    def _n_step_returns(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The discounted reward sums from ``indices`` on, and the logical index of each sum's last transition.
+
+        A sum stops after ``n_step`` transitions, after a terminated one, before the
+        next episode's first frame (its position is 0) and at the newest transition.
+        """
+        rewards = self._rewards[indices % self.capacity].astype(np.float64)
+        last = indices.copy()
+        going = ~self._terminated[indices % self.capacity]
+        for j in range(1, self.n_step):
+            later = indices + j
+            slots = later % self.capacity
+            going &= (later < self._written) & (self._positions[slots] > 0)
+            rewards += np.where(going, self.gamma**j * self._rewards[slots], 0.0)
+            last = np.where(going, later, last)
+            going &= ~self._terminated[slots]
+        return rewards.astype(np.float32), last
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The buffer's contents and cursors, for a checkpoint (``np.savez`` can store it).
@@ -275,6 +328,8 @@ class VectorReplayBuffer:
         num_envs: How many environments add a transition at each :meth:`add`.
         frame_shape: Shape of one frame.
         stack_size: Frames per state.
+        n_step: Rewards summed per sampled transition (see :class:`ReplayBuffer`).
+        gamma: Discount per agent step within those rewards.
 
     Raises:
         ValueError: If ``num_envs`` is not positive or ``capacity // num_envs`` is
@@ -290,13 +345,24 @@ class VectorReplayBuffer:
         (2, (5, 2, 2, 2))
     """
 
-    def __init__(self, capacity: int, num_envs: int, frame_shape: tuple[int, ...] = (84, 84), stack_size: int = 4):
+    def __init__(
+        self,
+        capacity: int,
+        num_envs: int,
+        frame_shape: tuple[int, ...] = (84, 84),
+        stack_size: int = 4,
+        *,
+        n_step: int = 1,
+        gamma: float = 0.99,
+    ):
         if num_envs <= 0:
             raise ValueError(f"num_envs must be positive, got {num_envs}")
         if capacity < num_envs:
             raise ValueError(f"capacity ({capacity}) must be at least num_envs ({num_envs})")
         self.capacity = capacity
-        self.buffers = [ReplayBuffer(capacity // num_envs, frame_shape, stack_size) for _ in range(num_envs)]
+        self.buffers = [
+            ReplayBuffer(capacity // num_envs, frame_shape, stack_size, n_step=n_step, gamma=gamma) for _ in range(num_envs)
+        ]
 
     def __len__(self) -> int:
         """The number of transitions held, over all environments."""
@@ -343,7 +409,7 @@ class VectorReplayBuffer:
             raise ValueError("cannot sample from an empty replay buffer: add transitions first")
         counts = rng.multinomial(batch_size, sizes / sizes.sum())
         parts = [buffer.sample(int(n), rng) for buffer, n in zip(self.buffers, counts) if n > 0]
-        return Batch(*(np.concatenate(arrays) for arrays in zip(*parts)))
+        return Batch(*(None if arrays[0] is None else np.concatenate(arrays) for arrays in zip(*parts)))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Every buffer's :meth:`ReplayBuffer.state_dict`, keys prefixed by the environment's index."""

@@ -76,6 +76,7 @@ class DQNConfig:
     learning_rate: float = _setting(1e-4, "Adam step size")
     adam_epsilon: float = _setting(1.5e-4, "Adam epsilon")
     gamma: float = _setting(0.99, "discount factor per agent step")
+    n_step: int = _setting(1, "agent steps of reward summed before bootstrapping (1: the one-step DQN target)")
     double_dqn: bool = _setting(False, "use the Double DQN target")
     target_update_interval: int = _setting(1_000, "agent steps between target-network syncs")
     epsilon_start: float = _setting(1.0, "exploration rate at step 0")
@@ -87,7 +88,7 @@ class DQNConfig:
 
     def __post_init__(self) -> None:
         positive = (
-            "total_steps", "num_envs", "buffer_size", "train_frequency", "batch_size", "target_update_interval",
+            "total_steps", "num_envs", "buffer_size", "train_frequency", "batch_size", "n_step", "target_update_interval",
             "epsilon_decay_steps", "log_interval", "checkpoint_interval",
         )  # fmt: skip
         for name in positive:
@@ -158,7 +159,7 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
         adam_epsilon=config.adam_epsilon,
     )
     policy = QPolicy(learner.online_network)
-    replay = VectorReplayBuffer(config.buffer_size, config.num_envs)
+    replay = VectorReplayBuffer(config.buffer_size, config.num_envs, n_step=config.n_step, gamma=config.gamma)
     rng = np.random.default_rng(config.seed)
     counters = {"step": 0, "episodes": 0, "hours": 0.0}
     if resuming:
@@ -279,6 +280,8 @@ def _finished_games(info: dict[str, Any]) -> list[tuple[float, int]]:
 
 def _check_same_run(config: DQNConfig, saved: dict[str, Any]) -> None:
     ours = dataclasses.asdict(config)
+    # A setting added after the run was saved had its default value in that run.
+    saved = {**dataclasses.asdict(DQNConfig()), **saved}
     differing = [name for name in ours if name != "total_steps" and saved.get(name) != ours[name]]
     if differing:
         details = ", ".join(f"{name}: saved {saved.get(name)!r}, given {ours[name]!r}" for name in differing)

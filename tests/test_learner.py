@@ -356,6 +356,36 @@ def test_second_step_still_bootstraps_from_the_old_target_network(learner):
     assert learner.train_step(*batch).loss == pytest.approx(numpy_huber(targets - q_taken).mean(), rel=1e-4)
 
 
+def test_td_targets_with_a_discount_per_transition():
+    """n-step transitions bootstrap with their own gamma**k; terminal ones still do not bootstrap."""
+    targets = td_targets([1.0, 1.0, 1.0], [0.0, 0.0, 1.0], [[2.0, 4.0], [2.0, 4.0], [2.0, 4.0]], [0.5, 0.25, 0.5])
+    np.testing.assert_allclose(targets.numpy(), [3.0, 2.0, 1.0])
+
+
+@pytest.mark.parametrize("gamma", [np.full((3, 1), 0.5), np.full(2, 0.5), np.full((3, 3), 0.5)])
+def test_td_targets_rejects_discounts_that_would_broadcast(gamma):
+    """A (batch, 1) or wrongly sized discount raises instead of producing a (batch, batch) target."""
+    with pytest.raises(ValueError, match=r"gamma must be a number or one per transition, shape \(3,\)"):
+        td_targets(np.ones(3), np.zeros(3), np.ones((3, 2)), gamma)
+
+
+def test_train_step_uses_the_batch_discounts(learner):
+    """Discounts equal to gamma give the one-step loss; zero discounts give a target of the reward alone."""
+    set_head_bias(learner.online_network, [0.0, 1.0, 2.0, 3.0])
+    set_head_bias(learner.target_network, [4.0, -2.0, 3.0, -2.0])
+    states, actions, rewards, next_states, terminated = batch = make_batch()
+    q_taken = learner.online_network(states).numpy()[np.arange(6), actions]
+    next_max = learner.target_network(next_states).numpy().max(axis=1)
+    discounts = np.array([0.0, 0.5, 0.25, 0.0, 0.5, 0.125], np.float32)
+    targets = rewards + discounts * (1.0 - terminated) * next_max
+    state = learner.get_state()
+    one_step = learner.train_step(*batch).loss
+    learner.set_state(state)
+    assert learner.train_step(*batch, np.full(6, GAMMA, np.float32)).loss == pytest.approx(one_step, rel=1e-6)
+    learner.set_state(state)
+    assert learner.train_step(*batch, discounts).loss == pytest.approx(numpy_huber(targets - q_taken).mean(), rel=1e-4)
+
+
 def test_train_step_accepts_loose_dtypes(learner):
     """Python lists and int32/float64 arrays are converted for the compiled step."""
     states, actions, rewards, next_states, terminated = make_batch()

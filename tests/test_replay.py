@@ -627,3 +627,110 @@ def test_vector_buffer_refuses_another_number_of_environments():
     two = VectorReplayBuffer(20, 2, frame_shape=FRAME_SHAPE, stack_size=STACK_SIZE)
     with pytest.raises(ValueError, match="replay state holds 3 environments' buffers, this one has 2"):
         two.load_state_dict(state)
+
+
+# --- n-step returns -----------------------------------------------------------------------------
+
+
+def n_step_buffer(n_step: int, gamma: float = 0.5, capacity: int = 100) -> ReplayBuffer:
+    return ReplayBuffer(capacity, FRAME_SHAPE, STACK_SIZE, n_step=n_step, gamma=gamma)
+
+
+def expected_n_step(transitions: list[Transition], n_step: int, gamma: float, index: int, newest: int):
+    """Hand-rolled n-step return of transitions[index] within its episode: (return, last transition, steps)."""
+    total, k = 0.0, 0
+    while True:
+        tr = transitions[index + k]
+        total += gamma**k * tr.reward
+        k += 1
+        at_end = tr.terminated or index + k > newest or transitions[index + k].episode != tr.episode
+        if k == n_step or at_end:
+            return total, tr, k
+
+
+@pytest.mark.parametrize("n_step", [2, 3, 5])
+@pytest.mark.parametrize("end", ["terminated", "truncated"])
+def test_n_step_batches_match_a_hand_rolled_return(n_step, end):
+    """Each sampled row sums gamma**j r_{t+j} up to n steps, stopping at the episode's end; discount gamma**k."""
+    gamma = 0.5
+    buffer = n_step_buffer(n_step, gamma)
+    transitions = play_episode(buffer, 0, 7, end) + play_episode(buffer, 1, 2, end) + play_episode(buffer, 2, 6, None)
+    by_state = {tr.state.tobytes(): i for i, tr in enumerate(transitions)}
+    batch = buffer.sample(SAMPLES, np.random.default_rng(0))
+    seen = set()
+    for row in range(SAMPLES):
+        index = by_state[batch.states[row].tobytes()]
+        total, last, k = expected_n_step(transitions, n_step, gamma, index, newest=len(transitions) - 1)
+        where = f"transition {index} (episode {transitions[index].episode}, step {transitions[index].t})"
+        assert batch.actions[row] == transitions[index].action, where
+        assert batch.rewards[row] == pytest.approx(total), where
+        np.testing.assert_array_equal(batch.next_states[row], last.next_state, err_msg=where)
+        assert batch.terminated[row] == float(last.terminated), where
+        assert batch.discounts[row] == pytest.approx(gamma**k), where
+        seen.add(index)
+    assert seen == set(range(len(transitions)))
+
+
+def test_n_step_return_stops_at_a_terminal_step_and_never_reads_the_next_episode():
+    """A 3-step return that starts 1 step before the end holds 2 rewards and is terminated."""
+    buffer = n_step_buffer(3, gamma=0.9)
+    first = play_episode(buffer, 0, 4, "terminated")
+    play_episode(buffer, 1, 5, "terminated")
+    batch = buffer.sample(SAMPLES, np.random.default_rng(1))
+    row = next(i for i in range(SAMPLES) if np.array_equal(batch.states[i], first[2].state))
+    assert batch.rewards[row] == pytest.approx(first[2].reward + 0.9 * first[3].reward)
+    assert batch.terminated[row] == 1.0
+    np.testing.assert_array_equal(batch.next_states[row], first[3].next_state)
+
+
+def test_one_step_buffer_leaves_the_discount_to_the_learner():
+    """n_step=1 samples exactly as before, with no per-transition discounts."""
+    buffer = ReplayBuffer(50, FRAME_SHAPE, STACK_SIZE)
+    transitions = play_episode(buffer, 0, 8)
+    batch = buffer.sample(64, np.random.default_rng(0))
+    assert batch.discounts is None
+    matched(batch, transitions)
+
+
+def test_n_step_wraparound_keeps_returns_within_held_transitions():
+    """After the ring wraps, n-step returns still follow the newest data of each episode."""
+    gamma = 0.5
+    buffer = n_step_buffer(3, gamma, capacity=13)
+    transitions = play_episode(buffer, 0, 9, "terminated") + play_episode(buffer, 1, 11, None)
+    by_state = {tr.state.tobytes(): i for i, tr in enumerate(transitions)}
+    batch = buffer.sample(SAMPLES, np.random.default_rng(0))
+    for row in range(SAMPLES):
+        index = by_state[batch.states[row].tobytes()]
+        total, last, _ = expected_n_step(transitions, 3, gamma, index, newest=len(transitions) - 1)
+        assert transitions[index].episode == 1  # episode 0's slots have all been overwritten
+        assert batch.rewards[row] == pytest.approx(total)
+        np.testing.assert_array_equal(batch.next_states[row], last.next_state)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"n_step": 0}, "n_step must be positive and below capacity"), ({"n_step": 20}, "n_step must be positive"),
+     ({"gamma": 1.5}, r"gamma must be in \[0, 1\], got 1.5")],
+)  # fmt: skip
+def test_bad_n_step_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ReplayBuffer(20, FRAME_SHAPE, STACK_SIZE, **kwargs)
+
+
+def test_vector_buffer_n_step_returns_stay_in_each_environment():
+    """Environment e's 3-step returns sum its own rewards t, t+1, t+2 (rewards are the step numbers)."""
+    buffer = VectorReplayBuffer(60, NUM_ENVS, frame_shape=FRAME_SHAPE, stack_size=STACK_SIZE, n_step=3, gamma=0.5)
+    states = np.stack([reset_stack(e) for e in range(NUM_ENVS)])
+    for t in range(1, 9):
+        states = vector_step(buffer, states, t)
+    batch = buffer.sample(SAMPLES, np.random.default_rng(0))
+    for state, action, reward, next_state, discount in zip(
+        batch.states, batch.actions, batch.rewards, batch.next_states, batch.discounts
+    ):
+        episode, t0 = decode(state[-1])
+        last_episode, t_last = decode(next_state[-1])
+        k = t_last - t0
+        assert episode == last_episode == int(action)
+        assert k == min(3, 8 - t0)  # the newest transition (t = 8) cuts the last returns short
+        assert reward == pytest.approx(sum(0.5**j * (t0 + 1 + j) for j in range(k)))
+        assert discount == pytest.approx(0.5**k)

@@ -208,6 +208,7 @@ def base_run(tmp_path_factory):
         ({"learning_starts": 35, "batch_size": 32}, r"learning_starts \(35\) must be at least batch_size \+ num_envs"),
         ({"learning_starts": 32, "batch_size": 32, "num_envs": 1}, r"batch_size \+ num_envs \(32 \+ 1\)"),
         ({"num_envs": 0}, "num_envs must be positive, got 0"),
+        ({"n_step": 0}, "n_step must be positive, got 0"),
         ({"total_steps": 10, "num_envs": 4}, r"total_steps \(10\) must be a multiple of num_envs \(4\)"),
         ({"gamma": 1.5}, r"gamma must be in \[0, 1\], got 1.5"),
         ({"epsilon_start": -0.1}, r"epsilon_start must be in \[0, 1\]"),
@@ -585,6 +586,42 @@ def test_other_numbers_of_environments(tmp_path, monkeypatch, num_envs):
     assert [int(row["step"]) for row in loss_rows] == [64]
     _, rows = read_csv(run_dir / "episodes.csv")
     assert summary.episodes == len(rows) == len(finished_games(logs, num_envs))
+
+
+def test_n_step_double_dqn_run_learns_from_n_step_batches(tmp_path, monkeypatch):
+    """With n_step=3 the learner gets gamma**k discounts, mostly k = 3, and the run finishes as usual."""
+    discounts = []
+    real_train_step = DQNLearner.train_step
+
+    def recording_train_step(self, *batch):
+        discounts.append(batch[5])
+        assert self.double_dqn
+        return real_train_step(self, *batch)
+
+    monkeypatch.setattr(DQNLearner, "train_step", recording_train_step)
+    config = dataclasses.replace(
+        TINY, n_step=3, double_dqn=True, total_steps=160, buffer_size=500, batch_size=16, checkpoint_interval=10_000
+    )
+    summary = train(config, tmp_path / "run", progress=False)
+    assert summary.steps == 160 and summary.weights_path.is_file()
+    assert len(discounts) == updates(config, 160)
+    every = np.concatenate(discounts)
+    gammas = [config.gamma**k for k in (1, 2, 3)]
+    assert np.all(np.isclose(every[:, None], gammas).any(axis=1))
+    assert np.isclose(every, gammas[2]).mean() > 0.8  # shorter only where a life ended or at the newest steps
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["n_step"] == 3
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(base_run, tmp_path):
+    """config.json written before n_step was added means n_step = 1: resuming it is allowed."""
+    _, base_dir, _ = base_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(base_dir, run_dir)
+    saved = json.loads((run_dir / "config.json").read_text())
+    del saved["n_step"]
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    summary = train(dataclasses.replace(TINY, total_steps=1_296), run_dir, progress=False)
+    assert summary.steps == 1_296 and not summary.interrupted
 
 
 # --- resuming ---------------------------------------------------------------------------------------
