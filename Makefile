@@ -11,7 +11,7 @@ ASSIGNMENTS := $(notdir $(wildcard solutions/*))
 # nbgrader runs `alembic` as a program: the environment's bin/ must be on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test lab release demo bench clean
+.PHONY: test lab release demo bench reference ship clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,14 +33,29 @@ release: $(INSTALLED)
 	$(foreach assignment,$(ASSIGNMENTS),$(BIN)/nbgrader generate_assignment $(assignment) --force &&) true
 	rm -f gradebook.db
 
-## demo: record a game of Breakout to videos/demo.mp4
+## demo: the reference agent plays a game of Breakout, recorded to videos/demo.mp4
 demo: $(INSTALLED)
-	$(BIN)/python -m dqn_helpers record --output videos/demo.mp4
+	$(BIN)/python -m dqn_helpers record --weights reference --output videos/demo.mp4
 
 ## bench: training speed (ours against the naive tutorial loop) and replay memory at 1M transitions, as JSON
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/train_speed.py --impl both --steps 4000
 	$(BIN)/python benchmarks/replay_memory.py --capacity 1000000
+
+## reference: train the reference agent (about 3 hours on 2 cores; resumes from REFERENCE_DIR's checkpoint)
+REFERENCE_DIR ?= runs/reference
+reference: $(INSTALLED)
+	$(BIN)/python -m dqn_helpers train --run-dir $(REFERENCE_DIR) --seed 1 --total-steps 1000000 \
+		--buffer-size 1000000 --learning-starts 20000 --n-step 3 --double-dqn \
+		--learning-rate 0.0001 --adam-epsilon 0.00015 --target-update-interval 2000 \
+		--epsilon-end 0.01 --epsilon-decay-steps 250000 --log-interval 10000 --checkpoint-interval 100000
+
+## ship: copy the reference run into dqn_helpers/reference, evaluate it (30 games) and record the README's clip
+ship: $(INSTALLED)
+	$(BIN)/python -m dqn_helpers export --run-dir $(REFERENCE_DIR) --output-dir dqn_helpers/reference
+	$(BIN)/python -m dqn_helpers evaluate --weights reference --episodes 30 --no-progress \
+		--output dqn_helpers/reference/evaluation.json
+	$(BIN)/python -m dqn_helpers record --weights reference --max-episode-frames 2400 --output docs/reference_breakout.gif
 
 clean:
 	rm -rf $(VENV) gradebook.db submitted autograded feedback

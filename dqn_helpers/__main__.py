@@ -1,4 +1,4 @@
-"""Command line: ``python -m dqn_helpers {train,evaluate,record} --help``."""
+"""Command line: ``python -m dqn_helpers {train,export,evaluate,record} --help``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import dqn_helpers
 
 DEFAULT_GAME = "Breakout"
+REFERENCE = Path("reference")  # --weights reference: the agent shipped in dqn_helpers/reference
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +35,10 @@ def _agent(weights: Path | None, game: str):
 
     with make_env(game, training=False) as env:
         num_actions = int(env.action_space.n)
+    if weights == REFERENCE:
+        from dqn_helpers import reference
+
+        weights = reference.WEIGHTS
     if weights is None:
         print(f"No --weights given: using the random agent ({num_actions} actions).", file=sys.stderr)
         return RandomPolicy(num_actions)
@@ -46,6 +51,26 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(DQNConfig) if getattr(args, f.name) is not None}
     summary = train(DQNConfig(**overrides), args.run_dir, progress=not args.no_progress)
     print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in summary._asdict().items()}))
+
+
+def _export(args: argparse.Namespace) -> None:
+    import shutil
+
+    from dqn_helpers.curves import save_learning_curve
+    from dqn_helpers.training import export_weights
+
+    config_file = args.run_dir / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"no training run in {args.run_dir}: it has no config.json")
+    game = json.loads(config_file.read_text())["game"]
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    written = [
+        export_weights(args.run_dir, args.output_dir / f"{game.lower()}.weights.h5"),
+        Path(shutil.copyfile(config_file, args.output_dir / "config.json")),
+        Path(shutil.copyfile(args.run_dir / "episodes.csv", args.output_dir / "learning_curve.csv")),
+        save_learning_curve(args.run_dir, args.output_dir / "learning_curve.png", label=f"DQN on {game}"),
+    ]
+    print(json.dumps({"run_dir": str(args.run_dir), "written": [str(path) for path in written]}))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -94,12 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(train_parser)
     train_parser.set_defaults(run=_train)
 
+    export_parser = commands.add_parser(
+        "export", help="copy a run's newest weights, config and learning curve (CSV and PNG) into a folder"
+    )
+    export_parser.add_argument("--run-dir", type=Path, required=True, help="a folder that train wrote (finished or not)")
+    export_parser.add_argument("--output-dir", type=Path, required=True, help="folder to write the files to")
+    export_parser.set_defaults(run=_export)
+
     for name, help_text, run in (
         ("evaluate", "score an agent by the standard protocol (full games, no-op starts, epsilon 0.05)", _evaluate),
         ("record", "record one game of an agent to an MP4 or GIF", _record),
     ):
         sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--weights", type=Path, help="a .weights.h5 file; the random agent without it")
+        sub.add_argument(
+            "--weights", type=Path, help="a .weights.h5 file, or 'reference' for the shipped agent; the random agent without it"
+        )
         sub.add_argument("--game", default=DEFAULT_GAME, help="ALE game name")
         sub.add_argument("--epsilon", type=float, default=EVAL_EPSILON, help="probability of a random action")
         sub.add_argument("--seed", type=int, default=0, help="seed of the no-op starts and exploration")

@@ -41,7 +41,7 @@ from dqn_helpers.policies import QPolicy
 from dqn_helpers.replay import VectorReplayBuffer
 from dqn_helpers.schedules import linear_schedule
 
-__all__ = ["DQNConfig", "TrainSummary", "train"]
+__all__ = ["DQNConfig", "TrainSummary", "export_weights", "train"]
 
 EPISODE_FIELDS = ("step", "episode", "return", "length", "epsilon", "hours")
 LOSS_FIELDS = ("step", "loss", "mean_q", "steps_per_s")
@@ -242,6 +242,39 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
     else:
         print(f"Interrupted at step {step:,}: checkpoint saved in {run_dir}; call train() again to resume.")
     return TrainSummary(run_dir, step, counters["episodes"], weights_path, interrupted)
+
+
+def export_weights(run_dir: str | Path, path: str | Path) -> Path:
+    """Write the online network of a run's checkpoint to a ``.weights.h5`` file.
+
+    Works for finished runs and for runs still going or interrupted: every run
+    keeps its newest online weights in ``run_dir/checkpoint``.
+
+    Args:
+        run_dir: A folder :func:`train` wrote.
+        path: The ``.weights.h5`` file to write; load it with
+            :func:`dqn_helpers.networks.load_q_network`.
+
+    Returns:
+        The path written.
+
+    Raises:
+        FileNotFoundError: If ``run_dir`` has no checkpoint.
+    """
+    from dqn_helpers.networks import nature_cnn
+
+    run_dir, path = Path(run_dir), Path(path)
+    # Read only: a run still training may be swapping checkpoints (its complete ones are never written in place).
+    learner_file = run_dir / "checkpoint" / "learner.npz"
+    if not learner_file.is_file():
+        raise FileNotFoundError(f"no checkpoint in {run_dir}: train() writes run_dir/checkpoint/learner.npz")
+    with np.load(learner_file) as arrays:
+        online = [arrays[f"online/{i}"] for i in range(sum(key.startswith("online/") for key in arrays.files))]
+    network = nature_cnn(int(online[-1].shape[0]))  # the last array is the output layer's bias
+    network.set_weights(online)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    network.save_weights(path)
+    return path
 
 
 def _multiples(start: int, stop: int, interval: int) -> int:

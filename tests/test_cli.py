@@ -6,6 +6,8 @@ import contextlib
 import dataclasses
 import io
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 import dqn_helpers
 from dqn_helpers.__main__ import build_parser, main
 from dqn_helpers.evaluation import evaluate
+from dqn_helpers.learner import DQNLearner
 from dqn_helpers.networks import load_q_network, nature_cnn
 from dqn_helpers.policies import RandomPolicy
 from dqn_helpers.training import DQNConfig
@@ -46,12 +49,12 @@ def weights_file(tmp_path_factory):
 
 
 def test_module_help_lists_the_commands():
-    """``python -m dqn_helpers --help`` runs in a fresh interpreter and names the three commands."""
+    """``python -m dqn_helpers --help`` runs in a fresh interpreter and names the four commands."""
     result = subprocess.run(
         [sys.executable, "-m", "dqn_helpers", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    for command in ("train", "evaluate", "record"):
+    for command in ("train", "export", "evaluate", "record"):
         assert command in result.stdout
     assert result.stderr == ""  # TensorFlow's start-up noise is kept off stderr
 
@@ -206,3 +209,45 @@ def test_train_tiny_run(tmp_path, capsys):
     assert (run_dir / "q_network.weights.h5").is_file()
     # Updates at 32, 36, ..., 96 are logged at 32, 64 and 96.
     assert [line.split(",")[0] for line in (run_dir / "losses.csv").read_text().splitlines()[1:]] == ["32", "64", "96"]
+
+
+def fake_run(run_dir: Path, games: int = 3) -> DQNLearner:
+    """A run folder as train() leaves it: config.json, episodes.csv and a checkpoint of a fresh learner."""
+    learner = DQNLearner(4)
+    (run_dir / "checkpoint").mkdir(parents=True)
+    np.savez(run_dir / "checkpoint" / "learner.npz", **learner.get_state())
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(DQNConfig())))
+    rows = [f"{800 * i},{i},{2.0 * i},700,0.5,{0.1 * i}" for i in range(1, games + 1)]
+    (run_dir / "episodes.csv").write_text("\n".join(["step,episode,return,length,epsilon,hours", *rows]) + "\n")
+    return learner
+
+
+def test_export_writes_weights_config_and_curve(tmp_path, capsys):
+    """export copies the checkpoint's online network (loadable by load_q_network), the config and the curve."""
+    run_dir, out = tmp_path / "run", tmp_path / "shipped"
+    learner = fake_run(run_dir)
+    assert main(["export", "--run-dir", str(run_dir), "--output-dir", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    names = ["breakout.weights.h5", "config.json", "learning_curve.csv", "learning_curve.png"]
+    assert report["written"] == [str(out / name) for name in names]
+    loaded = load_q_network(out / "breakout.weights.h5", 4)
+    for mine, theirs in zip(loaded.get_weights(), learner.online_network.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    assert (out / "config.json").read_text() == (run_dir / "config.json").read_text()
+    assert (out / "learning_curve.csv").read_text() == (run_dir / "episodes.csv").read_text()
+    assert imageio.imread(out / "learning_curve.png").shape[:2] == (420, 1200)
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [("config.json", "no training run in .*: it has no config.json"), ("checkpoint", "no checkpoint in")],
+)
+def test_export_of_something_that_is_not_a_run_exits_with_status_2(tmp_path, capsys, missing, message):
+    run_dir = tmp_path / "run"
+    fake_run(run_dir)
+    if missing == "checkpoint":
+        shutil.rmtree(run_dir / missing)
+    else:
+        (run_dir / missing).unlink()
+    assert main(["export", "--run-dir", str(run_dir), "--output-dir", str(tmp_path / "out")]) == 2
+    assert re.search(message, capsys.readouterr().err)
