@@ -64,13 +64,19 @@ def _export(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"no training run in {args.run_dir}: it has no config.json")
     game = json.loads(config_file.read_text())["game"]
     args.output_dir.mkdir(parents=True, exist_ok=True)
+    weights = export_weights(args.run_dir, args.output_dir / f"{game.lower()}.weights.h5")
+    # The weights are the checkpoint's: keep the games played up to it, not those of a run still going.
+    step = json.loads((args.run_dir / "checkpoint" / "state.json").read_text())["step"]
+    header, *rows = (args.run_dir / "episodes.csv").read_text().splitlines()
+    curve = args.output_dir / "learning_curve.csv"
+    curve.write_text("\n".join([header, *(row for row in rows if int(row.split(",")[0]) <= step)]) + "\n")
     written = [
-        export_weights(args.run_dir, args.output_dir / f"{game.lower()}.weights.h5"),
+        weights,
         Path(shutil.copyfile(config_file, args.output_dir / "config.json")),
-        Path(shutil.copyfile(args.run_dir / "episodes.csv", args.output_dir / "learning_curve.csv")),
-        save_learning_curve(args.run_dir, args.output_dir / "learning_curve.png", label=f"DQN on {game}"),
+        curve,
+        save_learning_curve(curve, args.output_dir / "learning_curve.png", label=f"DQN on {game}"),
     ]
-    print(json.dumps({"run_dir": str(args.run_dir), "written": [str(path) for path in written]}))
+    print(json.dumps({"run_dir": str(args.run_dir), "step": step, "written": [str(path) for path in written]}))
 
 
 def _evaluate(args: argparse.Namespace) -> None:

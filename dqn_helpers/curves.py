@@ -95,6 +95,10 @@ def plot_learning_curves(
         episodes = run if isinstance(run, dict) else read_episodes(run)
         (line,) = ax.plot(episodes[x], moving_average(episodes["return"], window), label=f"{label} (mean of {window} games)")
         ax.scatter(episodes[x], episodes["return"], s=2, alpha=0.15, color=line.get_color())
+    if x == "step":
+        from matplotlib.ticker import EngFormatter
+
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 250k, 1M
     ax.set_xlabel(_X_LABELS[x])
     ax.set_ylabel("score of a full game")
     ax.grid(alpha=0.3)

@@ -8,7 +8,8 @@ background thread while the learner makes the updates that are due, so emulation
 costs little next to learning (``benchmarks/train_speed.py`` measures it). Around
 that loop it keeps what a long run needs:
 
-- ``run_dir/config.json``: the settings of the run.
+- ``run_dir/config.json``: the settings of the run, and under ``"fixed"`` what
+  every run does that the settings do not vary (network, loss, preprocessing...).
 - ``run_dir/episodes.csv``: one row per full game: the true score (not clipped),
   its length in agent steps (counting the FIRE and no-op steps the wrappers take
   after each lost life) and the epsilon of its last action.
@@ -35,16 +36,31 @@ from typing import Any, NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from dqn_helpers.envs import make_vector_env
+from dqn_helpers.envs import FRAME_SIZE, FRAME_SKIP, STACK_SIZE, TRAINING_MAX_EPISODE_FRAMES, make_vector_env
 from dqn_helpers.learner import DQNLearner
 from dqn_helpers.policies import QPolicy
 from dqn_helpers.replay import VectorReplayBuffer
 from dqn_helpers.schedules import linear_schedule
 
-__all__ = ["DQNConfig", "TrainSummary", "export_weights", "train"]
+__all__ = ["DQNConfig", "FIXED_CHOICES", "TrainSummary", "export_weights", "train"]
 
 EPISODE_FIELDS = ("step", "episode", "return", "length", "epsilon", "hours")
 LOSS_FIELDS = ("step", "loss", "mean_q", "steps_per_s")
+
+# What every run does and DQNConfig does not vary, recorded in config.json beside the settings.
+FIXED_CHOICES = {
+    "network": "Nature CNN (Mnih et al. 2015): conv 32 8x8 stride 4, 64 4x4 stride 2, 64 3x3 stride 1, dense 512; "
+    "no dueling head",
+    "loss": "Huber (delta 1) of the TD error, mean over the batch",
+    "optimizer": "Adam (learning_rate, adam_epsilon), no gradient clipping",
+    "observation": f"{STACK_SIZE} stacked {FRAME_SIZE}x{FRAME_SIZE} grayscale uint8 frames, scaled to [0, 1] in the network",
+    "frame_skip": f"{FRAME_SKIP} emulator frames per agent step, max over the last two",
+    "starts": "up to 30 random no-op frames after each reset, then FIRE",
+    "episodes": "a lost life ends the learning episode (the game goes on); games cut at "
+    f"{TRAINING_MAX_EPISODE_FRAMES:,} emulator frames",
+    "rewards": "clipped to their sign: -1, 0 or +1",
+    "replay": "uniform over the transitions held, each frame stored once; n-step sums stop at an episode's end",
+}
 
 
 def _setting(default: Any, doc: str) -> Any:
@@ -164,7 +180,8 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
     counters = {"step": 0, "episodes": 0, "hours": 0.0}
     if resuming:
         counters = _load_checkpoint(run_dir, learner, replay, rng)
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    config_record = {**dataclasses.asdict(config), "fixed": FIXED_CHOICES}
+    (run_dir / "config.json").write_text(json.dumps(config_record, indent=2) + "\n")
     episode_log = _CsvLog(run_dir / "episodes.csv", EPISODE_FIELDS, after_step=counters["step"])
     loss_log = _CsvLog(run_dir / "losses.csv", LOSS_FIELDS, after_step=counters["step"])
 

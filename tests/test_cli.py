@@ -22,7 +22,7 @@ from dqn_helpers.evaluation import evaluate
 from dqn_helpers.learner import DQNLearner
 from dqn_helpers.networks import load_q_network, nature_cnn
 from dqn_helpers.policies import RandomPolicy
-from dqn_helpers.training import DQNConfig
+from dqn_helpers.training import FIXED_CHOICES, DQNConfig
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_FIELDS = [field.name for field in dataclasses.fields(DQNConfig)]
@@ -205,7 +205,7 @@ def test_train_tiny_run(tmp_path, capsys):
     config = json.loads((run_dir / "config.json").read_text())
     given = {"total_steps": 96, "learning_starts": 32, "batch_size": 8, "buffer_size": 300, "log_interval": 32,
              "checkpoint_interval": 1000, "epsilon_decay_steps": 50, "learning_rate": 0.0005, "double_dqn": True}  # fmt: skip
-    assert config == {**dataclasses.asdict(DQNConfig()), **given}
+    assert config == {**dataclasses.asdict(DQNConfig()), **given, "fixed": FIXED_CHOICES}
     assert (run_dir / "q_network.weights.h5").is_file()
     # Updates at 32, 36, ..., 96 are logged at 32, 64 and 96.
     assert [line.split(",")[0] for line in (run_dir / "losses.csv").read_text().splitlines()[1:]] == ["32", "64", "96"]
@@ -217,13 +217,15 @@ def fake_run(run_dir: Path, games: int = 3) -> DQNLearner:
     (run_dir / "checkpoint").mkdir(parents=True)
     np.savez(run_dir / "checkpoint" / "learner.npz", **learner.get_state())
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(DQNConfig())))
-    rows = [f"{800 * i},{i},{2.0 * i},700,0.5,{0.1 * i}" for i in range(1, games + 1)]
+    (run_dir / "checkpoint" / "state.json").write_text(json.dumps({"step": 800 * games, "episodes": games}))
+    # One more game was logged after the checkpoint, by a run still going.
+    rows = [f"{800 * i},{i},{2.0 * i},700,0.5,{0.1 * i}" for i in range(1, games + 2)]
     (run_dir / "episodes.csv").write_text("\n".join(["step,episode,return,length,epsilon,hours", *rows]) + "\n")
     return learner
 
 
 def test_export_writes_weights_config_and_curve(tmp_path, capsys):
-    """export copies the checkpoint's online network (loadable by load_q_network), the config and the curve."""
+    """export copies the checkpoint's online network (loadable by load_q_network), the config and the curve up to it."""
     run_dir, out = tmp_path / "run", tmp_path / "shipped"
     learner = fake_run(run_dir)
     assert main(["export", "--run-dir", str(run_dir), "--output-dir", str(out)]) == 0
@@ -234,7 +236,9 @@ def test_export_writes_weights_config_and_curve(tmp_path, capsys):
     for mine, theirs in zip(loaded.get_weights(), learner.online_network.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
     assert (out / "config.json").read_text() == (run_dir / "config.json").read_text()
-    assert (out / "learning_curve.csv").read_text() == (run_dir / "episodes.csv").read_text()
+    # The curve stops at the checkpoint the weights come from.
+    assert report["step"] == 2_400
+    assert (out / "learning_curve.csv").read_text().splitlines() == (run_dir / "episodes.csv").read_text().splitlines()[:4]
     assert imageio.imread(out / "learning_curve.png").shape[:2] == (420, 1200)
 
 

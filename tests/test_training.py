@@ -438,9 +438,9 @@ def test_run_folder_contents(base_run):
 
 
 def test_config_json_holds_the_settings(base_run):
-    """config.json is the run's DQNConfig."""
+    """config.json is the run's DQNConfig, with the fixed choices beside it."""
     _, run_dir, _ = base_run
-    assert json.loads((run_dir / "config.json").read_text()) == dataclasses.asdict(TINY)
+    assert json.loads((run_dir / "config.json").read_text()) == {**dataclasses.asdict(TINY), "fixed": training.FIXED_CHOICES}
 
 
 def test_episodes_csv_logs_full_games(base_run):
