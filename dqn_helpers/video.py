@@ -36,7 +36,8 @@ class RecordedEpisode(NamedTuple):
 def write_video(frames: Iterable[np.ndarray], path: str | Path, *, fps: int = REAL_TIME_FPS, scale: int = 2) -> int:
     """Write RGB frames to an MP4 (H.264) or GIF file, chosen by the suffix.
 
-    Frames are streamed to the file, so a long episode never sits in memory. GIFs
+    Frames are streamed to the file, so a long episode never sits in memory. An MP4
+    frame of odd height or width gets one more row or column (a copy of the last). GIFs
     store frame times in hundredths of a second (15 fps plays at about 16.7) and
     merge identical consecutive frames; use MP4 for exact timing.
 
@@ -60,7 +61,7 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, *, fps: int = RE
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".mp4":
         writer = imageio.get_writer(
-            path, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=2, ffmpeg_log_level="error",
+            path, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, ffmpeg_log_level="error",
             ffmpeg_params=["-profile:v", "baseline", "-movflags", "+faststart"], pixelformat="yuv420p",
         )  # fmt: skip
     else:
@@ -68,7 +69,12 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, *, fps: int = RE
     count = 0
     with writer:
         for frame in frames:
-            writer.append_data(np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1))
+            frame = np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
+            if path.suffix.lower() == ".mp4":
+                # yuv420p stores colour at half resolution: H.264 needs an even height and width.
+                height, width = frame.shape[:2]
+                frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+            writer.append_data(frame)
             count += 1
     if count == 0:
         path.unlink(missing_ok=True)

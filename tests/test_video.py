@@ -85,6 +85,21 @@ def test_scale_multiplies_the_frame_size(tmp_path, scale, size):
         assert next(iter(reader)).shape == (*size, 3)
 
 
+@pytest.mark.parametrize(("shape", "written"), [((45, 31, 3), (46, 32, 3)), ((44, 31, 3), (44, 32, 3)), ((45, 30, 3), (46, 30, 3))])
+def test_odd_sized_frames_get_one_edge_row_or_column(tmp_path, shape, written, capfd):
+    """H.264 in yuv420p needs even sizes: an odd frame is padded by one copied row or column, nothing on stderr."""
+    frame = np.full(shape, 128, np.uint8)
+    frame[-1, :] = 250  # the last row and column are bright: the padding copies them
+    frame[:, -1] = 250
+    path = tmp_path / "odd.mp4"
+    assert write_video([frame] * 3, path, scale=1) == 3
+    with imageio.get_reader(path) as reader:
+        decoded = next(iter(reader))
+    assert decoded.shape == written
+    assert decoded[-1].mean() > 200 and decoded[:, -1].mean() > 200
+    assert capfd.readouterr().err == ""
+
+
 def test_fps_is_written_to_the_file(tmp_path):
     """A 30 fps video plays its 6 frames in 0.2 s."""
     path = tmp_path / "fast.mp4"
