@@ -30,11 +30,10 @@ def fast_mode() -> bool:
         True in fast mode.
 
     Example:
-        >>> import os
-        >>> os.environ["DQN_FAST"] = "1"
-        >>> fast_mode()
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"DQN_FAST": "1"}):
+        ...     fast_mode()
         True
-        >>> del os.environ["DQN_FAST"]
     """
     return os.environ.get("DQN_FAST", "") == "1" or bool(os.environ.get("NBGRADER_EXECUTION"))
 

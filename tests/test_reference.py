@@ -1,0 +1,107 @@
+"""Tests of the reference agent shipped in dqn_helpers/reference: files, record, and real play."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dqn_helpers import reference
+from dqn_helpers.__main__ import build_parser, main
+from dqn_helpers.curves import read_episodes
+from dqn_helpers.envs import make_env
+from dqn_helpers.evaluation import EVAL_EPSILON, as_policy, evaluate, play_episode, summarize
+from dqn_helpers.networks import nature_cnn
+from dqn_helpers.policies import RandomPolicy
+from dqn_helpers.training import FIXED_CHOICES, DQNConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SHORT_GAME_FRAMES = 2_000  # emulator frames per game in the play tests: about 33 seconds of play
+
+
+@pytest.fixture(scope="module")
+def q_network():
+    return reference.load_network()
+
+
+def test_the_package_ships_every_file():
+    """Weights (at most 10 MB), config, curve (CSV and PNG) and evaluation are all in the package."""
+    for path in (reference.WEIGHTS, reference.CONFIG, reference.LEARNING_CURVE_CSV, reference.LEARNING_CURVE_PNG,
+                 reference.EVALUATION):  # fmt: skip
+        assert path.is_file(), f"{path.name} is missing from dqn_helpers/reference: run `make ship`"
+    assert reference.WEIGHTS.stat().st_size <= 10 * 2**20
+
+
+def test_weights_load_into_the_nature_cnn(q_network):
+    """The shipped weights fill every variable of nature_cnn(4) and are trained (not the initial values)."""
+    fresh = nature_cnn(reference.NUM_ACTIONS)
+    assert [w.shape for w in q_network.get_weights()] == [w.shape for w in fresh.get_weights()]
+    assert q_network.count_params() == 1_686_180
+    first_kernel = q_network.get_weights()[0]
+    assert np.all(np.isfinite(first_kernel)) and not np.allclose(first_kernel, fresh.get_weights()[0])
+
+
+def life_scores(policy, epsilon: float, lives: int = 5, seed: int = 11) -> np.ndarray:
+    """Points scored in the first life of ``lives`` games of real Breakout, each with its own no-op start.
+
+    The training variant of the environment serves the ball after a reset (FIRE), as in
+    training, and ends the episode at the first lost life. A greedy agent never learned
+    to serve by itself (training serves for it), so greedy play is scored life by life.
+    """
+    rng = np.random.default_rng(seed)
+    with make_env(training=True, max_episode_frames=SHORT_GAME_FRAMES) as env:
+        return np.array([sum(step.reward for step in play_episode(env, as_policy(policy), rng, epsilon=epsilon, seed=seed + i))
+                         for i in range(lives)])  # fmt: skip
+
+
+def test_greedy_play_on_real_frames_beats_the_random_agent(q_network):
+    """Acting greedily, the shipped agent hits far more bricks per life than the random agent."""
+    agent, random_agent = life_scores(q_network, epsilon=0.0), life_scores(RandomPolicy(reference.NUM_ACTIONS), epsilon=1.0)
+    assert agent.mean() > random_agent.mean() + 1.5, (agent, random_agent)
+
+
+def test_config_is_a_valid_training_config_and_reproduces_make_reference():
+    """config.json loads as a DQNConfig, and `make reference` trains with exactly these settings."""
+    recorded = reference.config()
+    assert recorded.pop("fixed") == FIXED_CHOICES
+    shipped = DQNConfig(**recorded)
+    command = subprocess.run(["make", "-n", "reference"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    argv = re.search(r"-m dqn_helpers (train .*)", command.replace("\\\n", " ")).group(1).split()
+    args = build_parser().parse_args(argv)
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(DQNConfig) if getattr(args, f.name) is not None}
+    # The run may have been stopped before the Makefile's total_steps (train resumes with any total).
+    assert dataclasses.replace(DQNConfig(**flags), total_steps=shipped.total_steps) == shipped
+
+
+def test_learning_curve_is_the_run_log():
+    """One row per full game, steps in order, ending where the run ended, within the training budget."""
+    episodes = read_episodes(reference.LEARNING_CURVE_CSV)
+    assert episodes["return"].size > 100
+    assert np.all(np.diff(episodes["step"]) >= 0) and np.all(np.diff(episodes["hours"]) >= 0)
+    assert episodes["step"][-1] <= reference.config()["total_steps"]
+    assert episodes["hours"][-1] <= 3.5
+    np.testing.assert_array_equal(episodes["episode"], np.arange(1, episodes["episode"].size + 1))
+
+
+def test_evaluation_follows_the_standard_protocol_and_matches_its_scores():
+    """At least 30 full games at epsilon 0.05 with no-op starts; the summary is that of the listed scores."""
+    report = reference.evaluation()
+    assert report["protocol"] == {"epsilon": EVAL_EPSILON, "max_episode_frames": 18_000, "noop_max": 30,
+                                  "full_games": True, "seed": report["protocol"]["seed"]}  # fmt: skip
+    assert len(report["scores"]) >= 30
+    assert {key: report[key] for key in summarize(np.array([0.0]))} == summarize(np.array(report["scores"]))
+
+
+def test_cli_weights_reference_plays_the_shipped_agent(capsys):
+    """`--weights reference` evaluates the shipped network: the same scores as evaluate() on load_network()."""
+    argv = ["evaluate", "--weights", "reference", "--episodes", "1", "--max-episode-frames", "400", "--epsilon", "0",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = evaluate(reference.load_network(), episodes=1, epsilon=0.0, max_episode_frames=400, progress=False)
+    assert report["scores"] == expected.tolist()
