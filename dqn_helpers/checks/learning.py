@@ -102,6 +102,16 @@ def _numbers(value: Any, name: str) -> np.ndarray:
         raise AssertionError(f"{name} must return numbers (a tensor or an array), got {type(value).__name__}") from error
 
 
+def _name_the_mistake(got: np.ndarray, expected: np.ndarray, wrong: dict[str, np.ndarray], otherwise: str) -> None:
+    """Pass if ``got`` is ``expected``; else raise the message of the known mistake it equals, or ``otherwise``."""
+    if _close(got, expected):
+        return
+    for message, values in wrong.items():
+        if _close(got, values):
+            raise AssertionError(message)
+    raise AssertionError(otherwise)
+
+
 def _close(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and np.allclose(a, b, rtol=RTOL, atol=ATOL)
 
@@ -524,14 +534,11 @@ def check_td_targets(td_targets: Callable, seed: int | None = None) -> None:
         "your target ignores the discount: y = r + gamma * (1 - terminated) * max_a' Q(s', a')":
             _targets(_REWARDS, _TERMINATED, _NEXT_Q_TARGET, 1.0),
     }  # fmt: skip
-    if not _close(targets, expected):
-        for message, values in wrong.items():
-            if _close(targets, values):
-                raise AssertionError(message)
-        raise AssertionError(
-            f"for rewards {_REWARDS.tolist()}, terminated {_TERMINATED.tolist()}, next target Q-values "
-            f"{_NEXT_Q_TARGET.tolist()} and gamma = {_GAMMA}, the targets are {expected.tolist()}, got {targets.tolist()}"
-        )
+    _name_the_mistake(
+        targets, expected, wrong,
+        f"for rewards {_REWARDS.tolist()}, terminated {_TERMINATED.tolist()}, next target Q-values "
+        f"{_NEXT_Q_TARGET.tolist()} and gamma = {_GAMMA}, the targets are {expected.tolist()}, got {targets.tolist()}",
+    )  # fmt: skip
     if seed is not None:
         rng = np.random.default_rng(seed)
         batch, actions = int(rng.integers(2, 40)), int(rng.integers(2, 19))
@@ -565,15 +572,12 @@ def check_td_targets_double_dqn(td_targets: Callable, seed: int | None = None) -
         "your argmax runs over the batch (axis 0) instead of each row's actions (axis 1)":
             _REWARDS + _GAMMA * _NEXT_Q_TARGET[rows, _NEXT_Q_ONLINE.argmax(axis=0)],
     }  # fmt: skip
-    if not _close(targets, expected):
-        for message, values in wrong.items():
-            if _close(targets, values):
-                raise AssertionError(message)
-        raise AssertionError(
-            f"for rewards {_REWARDS.tolist()}, next Q-values of the target network {_NEXT_Q_TARGET.tolist()} and of "
-            f"the online network {_NEXT_Q_ONLINE.tolist()}, gamma = {_GAMMA} and no terminal step, the Double DQN "
-            f"targets are {expected.tolist()}, got {targets.tolist()}"
-        )
+    _name_the_mistake(
+        targets, expected, wrong,
+        f"for rewards {_REWARDS.tolist()}, next Q-values of the target network {_NEXT_Q_TARGET.tolist()} and of "
+        f"the online network {_NEXT_Q_ONLINE.tolist()}, gamma = {_GAMMA} and no terminal step, the Double DQN "
+        f"targets are {expected.tolist()}, got {targets.tolist()}",
+    )  # fmt: skip
     with_terminal = _call_targets(td_targets, _REWARDS, _TERMINATED, _NEXT_Q_TARGET, _GAMMA, _NEXT_Q_ONLINE)
     if not _close(with_terminal, _targets(_REWARDS, _TERMINATED, _NEXT_Q_TARGET, _GAMMA, _NEXT_Q_ONLINE)):
         raise AssertionError("your Double DQN target ignores `terminated`: a terminal transition's target is its reward alone")
