@@ -39,3 +39,8 @@ c.GenerateAssignment.preprocessors = [
 # no cell should come near this; it stops a student's endless loop.
 c.Execute.timeout = 300
 c.Execute.kernel_name = "python3"
+# After a cell times out and is interrupted, a kernel slow to answer must cost that
+# cell, not the whole notebook: nbgrader's default gives up on the notebook after 4 s.
+c.Execute.raise_on_iopub_timeout = False
+# A student who deletes a test cell gets it back (and graded), not a free pass.
+c.OverwriteCells.add_missing_cells = True

@@ -1,4 +1,4 @@
-"""Command line: ``python -m dqn_helpers {train,export,evaluate,record} --help``."""
+"""Command line: ``python -m dqn_helpers {train,export,evaluate,record,grade} --help``."""
 
 from __future__ import annotations
 
@@ -111,6 +111,28 @@ def _record(args: argparse.Namespace) -> None:
     print(f"Wrote {recorded.frames} frames (score {recorded.score:g}) to {recorded.path}")
 
 
+def _grade(args: argparse.Namespace) -> None:
+    import csv
+    from collections import defaultdict
+
+    from dqn_helpers.grading import grade_course
+
+    output = grade_course(
+        args.course, jobs=args.jobs, cell_timeout=args.cell_timeout, memory_limit_gb=args.memory_limit_gb,
+        submission_timeout=args.submission_timeout, force=args.force, progress=not args.no_progress,
+    )  # fmt: skip
+    totals: dict[tuple[str, str], list] = defaultdict(lambda: [0.0, 0.0, ""])
+    with open(output) as file:
+        for row in csv.DictReader(file):
+            total = totals[row["student"], row["assignment"]]
+            total[0] += float(row["score"])
+            total[1] += float(row["max_score"])
+            total[2] = row["status"] + (f" ({row['note']})" if row["note"] else "")
+    for (student, assignment), (score, max_score, status) in totals.items():
+        print(f"{student:<20} {assignment:<20} {score:>5g} / {max_score:<5g} {status}")
+    print(f"Scores per test cell: {output}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m dqn_helpers``."""
     from dqn_helpers.evaluation import EVAL_EPSILON, EVAL_MAX_EPISODE_FRAMES
@@ -145,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--seed", type=int, default=0, help="seed of the no-op starts and exploration")
         sub.add_argument("--max-episode-frames", type=int, default=EVAL_MAX_EPISODE_FRAMES, help="emulator frames per game at most")
         sub.set_defaults(run=run)
+    grade_parser = commands.add_parser(
+        "grade", help="autograde every submission in submitted/ with nbgrader and write grading/grades.csv"
+    )
+    grade_parser.add_argument("--course", type=Path, default=Path("."), help="the course folder (nbgrader_config.py)")
+    grade_parser.add_argument("--jobs", type=int, default=1, help="submissions graded at once (one kernel each)")
+    grade_parser.add_argument("--cell-timeout", type=int, help="seconds a cell may run (default: nbgrader_config.py's)")
+    grade_parser.add_argument("--memory-limit-gb", type=float, default=8.0, help="memory per kernel in GB (0: no limit)")
+    grade_parser.add_argument("--submission-timeout", type=float, default=1800.0, help="seconds per submission in all")
+    grade_parser.add_argument("--force", action="store_true", help="grade again what an earlier run graded")
+    grade_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade_parser.set_defaults(run=_grade)
     evaluate_parser, record_parser = commands.choices["evaluate"], commands.choices["record"]
     evaluate_parser.add_argument("--episodes", type=int, default=30, help="full games to play")
     evaluate_parser.add_argument("--output", type=Path, help="also write the JSON report here")
@@ -161,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130  # what was finished is kept; the command said how to go on
     return 0
 
 

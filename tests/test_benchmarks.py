@@ -66,3 +66,13 @@ def test_train_speed_rejects_a_warmup_too_short_to_learn():
     )  # fmt: skip
     assert completed.returncode == 2
     assert "--warmup must be at least batch size + num_envs (36), got 8" in completed.stderr
+
+
+@pytest.mark.notebooks
+def test_grading_speed_reports_the_batch():
+    """One student's notebook 01 graded by the grade command: full marks, and the times the README quotes."""
+    (result,) = run_script("grading_speed.py", "--students", "1", "--assignments", "01_q_learning")
+    assert result["students"] == 1 and result["assignments"] == ["01_q_learning"]
+    assert result["all_full_marks"] is True
+    assert result["batch_seconds"] >= result["notebook_seconds_mean"]["01_q_learning"] > 0
+    assert result["seconds_per_complete_submission"] == result["batch_seconds"]

@@ -2,10 +2,10 @@
 
 In a temporary copy of the course: ``nbgrader generate_assignment`` must reproduce
 the committed ``notebooks/`` exactly, with no solution text, hidden test or marker
-left; ``nbgrader autograde`` must give the solutions full marks and the untouched
-release 0, and an unfilled blank must explain itself. (That every solution notebook
-runs top to bottom is nbval's job: pytest collects ``solutions/`` with
-``--nbval-lax``.)
+left; autograding (``python -m dqn_helpers grade``, which runs ``nbgrader autograde``)
+must give the solutions full marks and the untouched release 0, and an unfilled
+blank must explain itself. (That every solution notebook runs top to bottom is
+nbval's job: pytest collects ``solutions/`` with ``--nbval-lax``.)
 """
 
 import json
@@ -77,13 +77,18 @@ def course(tmp_path_factory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def autograded(course) -> Path:
-    """The course after autograding two students: one hands in the solutions, one the untouched release."""
+    """The course after grading two students (one hands in the solutions, one the untouched release).
+
+    With `python -m dqn_helpers grade`, which runs `nbgrader autograde` on each
+    submission, two at a time.
+    """
     root, _ = course
     for student, source in STUDENTS.items():
         for name in ASSIGNMENTS:
             shutil.copytree(root / source / name, root / "submitted" / student / name)
-    for name in ASSIGNMENTS:
-        _nbgrader(root, "autograde", name, "--force")
+    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(root), "--jobs", "2", "--no-progress"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
     return root
 
 

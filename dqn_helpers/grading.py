@@ -1,0 +1,413 @@
+"""Autograding a whole class with nbgrader, whatever the students handed in.
+
+:func:`grade_course` runs ``nbgrader autograde`` once per submission
+(``submitted/<student>/<assignment>/``), each in its own process with a memory limit
+and a wall-clock limit, so a broken notebook, an endless loop or a memory hog costs
+that submission its points and nothing else. Submissions can be graded in parallel:
+nbgrader's gradebook is one SQLite file, which does not take concurrent writers, so
+each worker grades into its own copy and every finished submission is copied into
+the course's ``gradebook.db`` at once. An interrupted run keeps what it finished;
+running it again grades only what is new or changed.
+
+What it writes, beside the gradebook and nbgrader's ``autograded/``:
+
+- ``grading/grades.csv``: one row per student, notebook and test cell, with the
+  exercise (the answer cell) it grades, the score, the points and the submission's
+  status (``graded``, ``failed`` or ``not submitted``) and a note saying why;
+- ``grading/<assignment>/<student>.log``: nbgrader's log of that submission.
+
+Example:
+    ``python -m dqn_helpers grade --jobs 2`` in the course folder, or ``make grade``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+__all__ = ["SOURCE", "SUBMITTED", "AUTOGRADED", "GRADING", "Outcome", "GradedCell", "grade_course", "graded_cells"]
+
+SOURCE = "solutions"  # nbgrader_config.py: CourseDirectory.source_directory
+SUBMITTED = "submitted"  # nbgrader's defaults
+AUTOGRADED = "autograded"
+GRADING = "grading"  # our logs, statuses and grades.csv
+
+CSV_FIELDS = ["student", "assignment", "notebook", "exercise", "test", "score", "max_score", "status", "note"]
+
+# Runs nbgrader with the memory limit in place: a limit set here is inherited by the
+# kernels nbgrader starts, and a student's runaway allocation raises MemoryError in
+# its own cell instead of waking the kernel's OOM killer. (subprocess's preexec_fn
+# would do the same but is unsafe in a program with threads.)
+_LIMITED_NBGRADER = (
+    "import os, resource, sys\n"
+    "limit = int(sys.argv[1])\n"
+    "if limit: resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
+    "os.execv(sys.executable, [sys.executable, '-m', 'nbgrader', *sys.argv[2:]])\n"
+)
+_EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): ?(.*)$")
+
+
+@dataclass(frozen=True)
+class GradedCell:
+    """A graded test cell of a source notebook."""
+
+    assignment: str
+    notebook: str
+    exercise: str  # grade_id of the answer cell the test follows
+    test: str  # grade_id of the test cell
+    points: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How grading one submission went."""
+
+    status: str  # "graded" or "failed"
+    note: str  # why it failed, or what was done to grade it; "" when nothing to say
+    seconds: float
+    fingerprint: str  # hash of the submitted files, to tell a changed submission on resume
+
+
+def graded_cells(source_dir: str | Path) -> list[GradedCell]:
+    """The test cells of every source notebook, in notebook order.
+
+    Args:
+        source_dir: The instructor's source folder (``solutions/``), one folder per assignment.
+
+    Returns:
+        One :class:`GradedCell` per cell whose nbgrader metadata has ``grade: true``,
+        with the answer cell (``solution: true``) it follows as its exercise.
+    """
+    cells = []
+    for path in sorted(Path(source_dir).glob("*/*.ipynb")):
+        exercise = ""
+        for cell in json.loads(path.read_text())["cells"]:
+            meta = cell["metadata"].get("nbgrader", {})
+            if meta.get("solution"):
+                exercise = meta["grade_id"]
+            elif meta.get("grade"):
+                cells.append(GradedCell(path.parent.name, path.stem, exercise, meta["grade_id"], float(meta["points"])))
+    return cells
+
+
+def grade_course(
+    root: str | Path = ".",
+    *,
+    jobs: int = 1,
+    cell_timeout: int | None = None,
+    memory_limit_gb: float = 8.0,
+    submission_timeout: float = 1800.0,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Autograde every submission of every assignment and write ``grading/grades.csv``.
+
+    Args:
+        root: The course folder (``nbgrader_config.py``, ``solutions/``, ``submitted/``).
+        jobs: Submissions graded at once. Each runs a kernel: mind cores and memory.
+        cell_timeout: Seconds a cell may run before it is interrupted (and fails);
+            ``None`` keeps ``c.Execute.timeout`` of ``nbgrader_config.py``.
+        memory_limit_gb: Address space each grading process and its kernel may
+            use, in GB; 0 for no limit. A TensorFlow kernel maps about 3 GB.
+        submission_timeout: Seconds one submission may take in all before its
+            processes are killed and it is marked failed.
+        force: Grade again what an earlier run already graded. Without it, a
+            submission is graded again only if its files changed.
+        progress: Show a progress bar.
+
+    Returns:
+        The path of ``grades.csv``.
+
+    Raises:
+        ValueError: On a folder that is not a course, no submissions, or a bad setting.
+    """
+    root = Path(root).resolve()
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if cell_timeout is not None and cell_timeout < 1:
+        raise ValueError(f"cell_timeout must be at least 1 second, got {cell_timeout}")
+    if memory_limit_gb < 0:
+        raise ValueError(f"memory_limit_gb must be positive (or 0 for no limit), got {memory_limit_gb}")
+    if submission_timeout <= 0:
+        raise ValueError(f"submission_timeout must be positive, got {submission_timeout}")
+    if not (root / "nbgrader_config.py").is_file() or not (root / SOURCE).is_dir():
+        raise ValueError(f"{root} is not a course folder: expected nbgrader_config.py and {SOURCE}/ in it")
+    cells = graded_cells(root / SOURCE)
+    notebooks = {(cell.assignment, cell.notebook) for cell in cells}
+    assignments = sorted({assignment for assignment, _ in notebooks})
+    students = sorted(path.name for path in (root / SUBMITTED).glob("*") if path.is_dir())
+    if not students:
+        raise ValueError(f"no submissions: expected {SUBMITTED}/<student>/<assignment>/<notebook>.ipynb in {root}")
+
+    grading = root / GRADING
+    grading.mkdir(exist_ok=True)
+    main_db = root / "gradebook.db"
+    _add_missing_assignments(root, main_db, assignments)
+    submitted = [(s, a) for s in students for a in assignments if (root / SUBMITTED / s / a).is_dir()]
+    outcomes = {pair: _load_outcome(grading, *pair) for pair in submitted}
+    todo = [
+        pair for pair in submitted
+        if force or outcomes[pair] is None or outcomes[pair].fingerprint != _fingerprint(root / SUBMITTED / pair[0] / pair[1])
+    ]  # fmt: skip
+
+    workers: queue.Queue[Path] = queue.Queue()
+    for index in range(min(jobs, len(todo))):
+        worker_db = grading / f"worker-{index}.db"
+        shutil.copyfile(main_db, worker_db)
+        workers.put(worker_db)
+    merge_lock, running, stopping = threading.Lock(), set(), threading.Event()
+
+    def grade_one(pair: tuple[str, str]) -> None:
+        worker_db = workers.get()
+        try:
+            student, assignment = pair
+            expected = sorted(notebook for a, notebook in notebooks if a == assignment)
+            outcome = _grade_submission(
+                root, worker_db, student, assignment, expected, cell_timeout, memory_limit_gb, submission_timeout, running
+            )
+            if stopping.is_set():
+                return  # killed by the interrupt: not an outcome of the submission
+            with merge_lock:
+                _merge_submission(main_db, worker_db, assignment, student, zero=outcome.status != "graded")
+                (grading / assignment).mkdir(exist_ok=True)
+                (grading / assignment / f"{student}.json").write_text(json.dumps(asdict(outcome), indent=1))
+                outcomes[pair] = outcome
+        finally:
+            workers.put(worker_db)
+
+    bar = tqdm(total=len(todo), disable=not progress, unit="submission", desc="Grading")
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo))))
+    try:
+        for future in [pool.submit(grade_one, pair) for pair in todo]:
+            future.result()
+            bar.update()
+    except KeyboardInterrupt:
+        stopping.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in list(running):
+            _kill(process)
+        print(f"Interrupted: {bar.n} of {len(todo)} submissions graded; run again to grade the rest.", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+        pool.shutdown(wait=True)
+        for worker_db in grading.glob("worker-*.db"):
+            worker_db.unlink()
+
+    output = grading / "grades.csv"
+    _write_grades(output, main_db, cells, students, outcomes)
+    return output
+
+
+def _grade_submission(
+    root: Path,
+    worker_db: Path,
+    student: str,
+    assignment: str,
+    expected: list[str],
+    cell_timeout: int | None,
+    memory_limit_gb: float,
+    submission_timeout: float,
+    running: set[subprocess.Popen],
+) -> Outcome:
+    """Run ``nbgrader autograde`` on one submission, into ``worker_db``."""
+    folder = root / SUBMITTED / student / assignment
+    notes = [note for notebook in expected if (note := _prepare_notebook(folder, notebook))]
+    fingerprint = _fingerprint(folder)  # after the copy a renamed notebook gets, so a rerun knows it
+    command = [
+        "autograde", assignment, "--force", f"--student={student}", f"--CourseDirectory.db_url=sqlite:///{worker_db}",
+        *([f"--Execute.timeout={cell_timeout}"] if cell_timeout else []),
+    ]  # fmt: skip
+    log_path = root / GRADING / assignment / f"{student}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _LIMITED_NBGRADER, str(int(memory_limit_gb * 2**30)), *command],
+            cwd=root, stdout=log, stderr=subprocess.STDOUT, env=_environment(), start_new_session=True,
+        )  # fmt: skip
+        running.add(process)
+        try:
+            returncode = process.wait(timeout=submission_timeout)
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            returncode = None
+        finally:
+            running.discard(process)
+    seconds = time.monotonic() - start
+    graded = all((root / AUTOGRADED / student / assignment / f"{notebook}.ipynb").is_file() for notebook in expected)
+    if returncode == 0 and graded:
+        return Outcome("graded", "; ".join(notes), seconds, fingerprint)
+    if returncode is None:
+        reason = f"grading took longer than {submission_timeout:g} s and was stopped"
+    else:
+        reason = _failure_reason(log_path.read_text(errors="replace"))
+    return Outcome("failed", "; ".join([*notes, reason]), seconds, fingerprint)
+
+
+def _prepare_notebook(folder: Path, notebook: str) -> str:
+    """Find the expected notebook in a submission; say what was wrong with it, or ""."""
+    path = folder / f"{notebook}.ipynb"
+    if not path.exists():
+        # Jupyter's "Duplicate" and browsers' downloads rename notebooks ("x (1).ipynb"):
+        # when there is one other notebook, it is the student's answer. Copy it, keep theirs.
+        others = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
+        if len(others) != 1:
+            return f"{notebook}.ipynb is missing" + (f" (found {', '.join(p.name for p in others)})" if others else "")
+        shutil.copyfile(others[0], path)
+        return f"graded {others[0].name} as {path.name}"
+    try:
+        json.loads(path.read_text(errors="replace"))
+    except json.JSONDecodeError as error:
+        return f"{path.name} is not a notebook: {'it is empty' if path.stat().st_size == 0 else f'invalid JSON ({error})'}"
+    return ""
+
+
+def _failure_reason(log: str) -> str:
+    """The error that stopped nbgrader, from its log."""
+    for line in reversed(log.splitlines()):
+        match = _EXCEPTION_LINE.match(line.strip())
+        if match and match.group(1) != "NbGraderException":
+            return f"nbgrader could not grade it: {match.group(1)}: {match.group(2)}"[:300]
+    errors = [line for line in log.splitlines() if "ERROR]" in line]
+    return errors[0].split("ERROR]", 1)[1].strip()[:300] if errors else "nbgrader could not grade it (see its log)"
+
+
+def _merge_submission(main_db: Path, worker_db: Path, assignment: str, student: str, *, zero: bool) -> None:
+    """Replace one submission's rows in the course gradebook by the worker's; zero its scores if grading failed.
+
+    Both gradebooks share their assignments, notebooks and cells (the worker's is a
+    copy), and nbgrader's row ids are UUIDs, so rows copy over as they are.
+    """
+    connection = sqlite3.connect(main_db, isolation_level=None)
+    try:
+        connection.execute("ATTACH DATABASE ? AS worker", (str(worker_db),))
+        connection.execute("BEGIN")
+        for db in ("main", "worker"):
+            connection.execute(
+                f"CREATE TEMP TABLE {db}_submission AS SELECT s.id FROM {db}.submitted_assignment s "
+                f"JOIN {db}.assignment a ON s.assignment_id = a.id WHERE a.name = ? AND s.student_id = ?",
+                (assignment, student),
+            )
+            connection.execute(
+                f"CREATE TEMP TABLE {db}_notebooks AS SELECT id FROM {db}.submitted_notebook "
+                f"WHERE assignment_id IN (SELECT id FROM {db}_submission)"
+            )
+        for table in ("comment", "grade"):
+            connection.execute(f"DELETE FROM main.{table} WHERE notebook_id IN (SELECT id FROM main_notebooks)")
+        connection.execute("DELETE FROM main.submitted_notebook WHERE id IN (SELECT id FROM main_notebooks)")
+        connection.execute("DELETE FROM main.submitted_assignment WHERE id IN (SELECT id FROM main_submission)")
+        connection.execute("INSERT OR IGNORE INTO main.student SELECT * FROM worker.student WHERE id = ?", (student,))
+        connection.execute("INSERT INTO main.submitted_assignment SELECT * FROM worker.submitted_assignment WHERE id IN (SELECT id FROM worker_submission)")
+        connection.execute("INSERT INTO main.submitted_notebook SELECT * FROM worker.submitted_notebook WHERE id IN (SELECT id FROM worker_notebooks)")
+        for table in ("grade", "comment"):
+            connection.execute(f"INSERT INTO main.{table} SELECT * FROM worker.{table} WHERE notebook_id IN (SELECT id FROM worker_notebooks)")
+        if zero:
+            # A failed grading leaves nbgrader's empty grades (or an earlier run's): it earned nothing.
+            connection.execute(
+                "UPDATE main.grade SET auto_score = 0, manual_score = NULL, needs_manual_grade = 0 "
+                "WHERE notebook_id IN (SELECT id FROM worker_notebooks)"
+            )
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    finally:
+        connection.close()
+
+
+def _add_missing_assignments(root: Path, main_db: Path, assignments: Iterable[str]) -> None:
+    """Put every assignment in the gradebook (nbgrader grades only those it knows), releasing into a scratch folder."""
+    known = set()
+    if main_db.is_file():
+        with sqlite3.connect(main_db) as connection:
+            known = {name for (name,) in connection.execute("SELECT name FROM assignment")}
+    for assignment in sorted(set(assignments) - known):
+        with tempfile.TemporaryDirectory() as release:
+            result = subprocess.run(
+                [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
+                 f"--CourseDirectory.release_directory={release}", f"--CourseDirectory.db_url=sqlite:///{main_db}"],
+                cwd=root, capture_output=True, text=True, env=_environment(),
+            )  # fmt: skip
+        if result.returncode != 0:
+            raise ValueError(f"nbgrader generate_assignment {assignment} failed:\n{result.stdout}{result.stderr}")
+
+
+def _write_grades(
+    output: Path, main_db: Path, cells: list[GradedCell], students: list[str], outcomes: dict[tuple[str, str], Outcome | None]
+) -> None:
+    """Write one row per student and test cell, scores read from the gradebook."""
+    with sqlite3.connect(main_db) as connection:
+        scores = {
+            (student, assignment, cell): (score, max_score)
+            for student, assignment, cell, score, max_score in connection.execute(
+                "SELECT s.student_id, a.name, c.name, "
+                "COALESCE(g.manual_score, g.auto_score, 0) + COALESCE(g.extra_credit, 0), gc.max_score "
+                "FROM grade g JOIN submitted_notebook sn ON g.notebook_id = sn.id "
+                "JOIN submitted_assignment s ON sn.assignment_id = s.id JOIN assignment a ON s.assignment_id = a.id "
+                "JOIN base_cell c ON g.cell_id = c.id JOIN grade_cells gc ON gc.id = c.id"
+            )
+        }
+    with open(output, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for student in students:
+            for cell in cells:
+                outcome = outcomes.get((student, cell.assignment))
+                score, max_score = scores.get((student, cell.assignment, cell.test), (0.0, cell.points))
+                writer.writerow({
+                    "student": student, "assignment": cell.assignment, "notebook": cell.notebook,
+                    "exercise": cell.exercise, "test": cell.test, "score": score if outcome else 0.0,
+                    "max_score": max_score, "status": outcome.status if outcome else "not submitted",
+                    "note": outcome.note if outcome else "",
+                })  # fmt: skip
+
+
+def _load_outcome(grading: Path, student: str, assignment: str) -> Outcome | None:
+    path = grading / assignment / f"{student}.json"
+    return Outcome(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def _fingerprint(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _environment() -> dict[str, str]:
+    # nbgrader runs `alembic` as a program: this Python's bin/ must be on PATH. Few
+    # malloc arenas keep a many-core machine's kernels well inside the memory limit.
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MALLOC_ARENA_MAX": "2",
+    }
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """Kill a grading process and the kernel it started (its own process group)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()

@@ -1,0 +1,192 @@
+"""Write the fixture submissions of tests/submissions/ from the course's notebooks.
+
+Each hand-in is laid out as in an instructor's ``submitted/<student>/<assignment>/``:
+the release notebook with the blanks filled in (:func:`filled_in`), then changed.
+
+- ``robustness/``: notebook 01 broken in the ways real submissions are;
+  ``robustness/expected.json`` says what grading each must give: its status, the
+  test cells it must lose, and a phrase its note must contain.
+- ``mistakes/``: one classic DQN mistake each, from ``catalogue.MISTAKES``.
+
+Run ``python -m tests.submissions.build`` after changing a notebook; a test fails
+while the committed fixtures differ from what this writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from dqn_helpers.blanks import MARKER
+from dqn_helpers.grading import graded_cells
+from tests.submissions.catalogue import MISTAKES
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+ASSIGNMENT = "01_q_learning"
+SOLUTION_LINES = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+Notebook = dict
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _meta(cell: dict) -> dict:
+    return cell["metadata"].get("nbgrader", {})
+
+
+def student_answer(solution_source: str) -> str:
+    """An answer cell as a student fills it: the solution without nbgrader's or our markers.
+
+    Example:
+        >>> student_answer("x = 1  # BLANK: x = ___\\n### BEGIN SOLUTION\\ny = 2\\n### END SOLUTION")
+        'x = 1\\ny = 2'
+    """
+    lines = [line.split(MARKER)[0].rstrip() for line in solution_source.splitlines() if line.strip() not in SOLUTION_LINES]
+    return "\n".join(lines)
+
+
+def filled_in(assignment: str = ASSIGNMENT, answers: dict[str, str] | None = None) -> Notebook:
+    """The release notebook of ``assignment`` with every answer cell filled in.
+
+    Args:
+        assignment: The assignment (and notebook) name.
+        answers: Answer cells to fill with other code than the solution, by grade_id.
+
+    Returns:
+        The notebook, as a dict in nbformat 4.
+    """
+    answers = answers or {}
+    solution = json.loads((REPO / "solutions" / assignment / f"{assignment}.ipynb").read_text())
+    release = json.loads((REPO / "notebooks" / assignment / f"{assignment}.ipynb").read_text())
+    solutions = {_meta(cell).get("grade_id"): _source(cell) for cell in solution["cells"]}
+    unknown = set(answers) - set(solutions)
+    if unknown:
+        raise ValueError(f"no answer cells {sorted(unknown)} in {assignment}")
+    for cell in release["cells"]:
+        grade_id = _meta(cell).get("grade_id")
+        if _meta(cell).get("solution"):
+            cell["source"] = answers.get(grade_id, student_answer(solutions[grade_id]))
+    return release
+
+
+def cell(notebook: Notebook, grade_id: str) -> dict:
+    """The cell of ``notebook`` with this grade_id."""
+    return next(c for c in notebook["cells"] if _meta(c).get("grade_id") == grade_id)
+
+
+def _edit(notebook: Notebook, grade_id: str, edit: Callable[[str], str]) -> Notebook:
+    notebook = copy.deepcopy(notebook)
+    target = cell(notebook, grade_id)
+    target["source"] = edit(_source(target))
+    return notebook
+
+
+def _replace(source: str, old: str, new: str) -> str:
+    if old not in source:
+        raise ValueError(f"the solution changed: {old!r} is not in\n{source}")
+    return source.replace(old, new)
+
+
+def fixtures() -> dict[str, bytes | Notebook]:
+    """Every fixture student's notebook (or raw bytes), by student name; see expected.json."""
+    correct = filled_in()
+    # A td_targets that forgets `terminated`: it loses td_targets_terminal.
+    forgot_terminated = _edit(correct, "td_targets", lambda s: _replace(s, "gamma * not_over * best_next", "gamma * best_next"))
+    edited_tests = _edit(forgot_terminated, "td_targets_terminal", lambda s: s.splitlines()[0] + "\npass\n")
+    cell(edited_tests, "td_targets_terminal")["metadata"]["nbgrader"]["points"] = 50
+    deleted_tests = copy.deepcopy(forgot_terminated)
+    deleted_tests["cells"] = [
+        c for c in deleted_tests["cells"] if _meta(c).get("grade_id") not in ("td_targets_terminal", "q_learning_optimal_path")
+    ]
+    text = json.dumps(correct, indent=1)
+    return {
+        "correct": correct,
+        "untouched": json.loads((REPO / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()),
+        "syntax_error": _edit(correct, "epsilon_greedy", lambda s: _replace(s, "< epsilon:", "< epsilon")),
+        "setup_exception": _edit(correct, "setup", lambda s: "import a_package_we_do_not_have\n" + s),
+        "endless_loop": _edit(
+            correct, "huber_loss", lambda s: "step = 0\nwhile step < 10:  # forgot step += 1\n    delta = 1.0 / (step + 1)\n\n" + s
+        ),
+        "memory_hog": _edit(
+            correct, "q_learning", lambda s: "# keep a copy of every table, 1 GiB each\nhistory = [np.ones(2**27) for _ in range(400)]\n\n" + s
+        ),
+        "forgot_terminated": forgot_terminated,
+        "tests_edited": edited_tests,
+        "tests_deleted": deleted_tests,
+        "renamed": correct,
+        "not_json": text[: len(text) // 2].encode(),
+        "empty_file": b"",
+    }
+
+
+def notebook_name(student: str) -> str:
+    """The file name each fixture student handed in."""
+    return f"{ASSIGNMENT} (1).ipynb" if student == "renamed" else f"{ASSIGNMENT}.ipynb"
+
+
+def mistakes() -> dict[str, Notebook]:
+    """Every mistake of the catalogue as a filled-in notebook, by mistake name."""
+    correct = {mistake.assignment: filled_in(mistake.assignment) for mistake in MISTAKES}
+    made = {}
+    for mistake in MISTAKES:
+        notebook = correct[mistake.assignment]
+        for old, new in mistake.edits:
+            notebook = _edit(notebook, mistake.exercise, lambda source, old=old, new=new: _replace(source, old, new))
+        made[mistake.name] = notebook
+    return made
+
+
+def write(folder: Path) -> list[Path]:
+    """Write every fixture as ``folder/{robustness,mistakes}/<student>/<assignment>/<notebook>``; returns the files."""
+    hand_ins = [("robustness", student, ASSIGNMENT, notebook_name(student), content) for student, content in fixtures().items()]
+    assignments = {mistake.name: mistake.assignment for mistake in MISTAKES}
+    hand_ins += [("mistakes", name, assignments[name], f"{assignments[name]}.ipynb", nb) for name, nb in mistakes().items()]
+    written = []
+    for group, student, assignment, name, content in hand_ins:
+        path = folder / group / student / assignment / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else (json.dumps(content, indent=1) + "\n").encode())
+        written.append(path)
+    return written
+
+
+CATALOGUE_DOC = REPO / "docs" / "bug_catalogue.md"
+
+
+def catalogue_table() -> str:
+    """docs/bug_catalogue.md: every mistake of the catalogue, where it sits, the points it loses and what the check says."""
+    points = {(cell.assignment, cell.test): cell.points for cell in graded_cells(REPO / "solutions")}
+    lines = [
+        "# The classic-bug catalogue",
+        "",
+        "Each row is a mistake students make, planted in a filled-in notebook",
+        "(`tests/submissions/mistakes/<mistake>/`) and graded by `tests/test_bug_catalogue.py` with",
+        "`python -m dqn_helpers grade`: the notebook loses exactly the test cells listed (later exercises",
+        "that call the broken function fail with it) and keeps every other point, and the failing check's",
+        "visible output contains the words quoted. Written by `python -m tests.submissions.build` from",
+        "`tests/submissions/catalogue.py`.",
+        "",
+        "| mistake | notebook | exercise | test cells that fail | points lost | the check says |",
+        "| --- | --- | --- | --- | ---: | --- |",
+    ]
+    for mistake in MISTAKES:
+        lost = sum(points[mistake.assignment, test] for test in mistake.lost)
+        total = sum(value for (assignment, _), value in points.items() if assignment == mistake.assignment)
+        message = mistake.message.replace("|", "\\|")
+        lines.append(
+            f"| {mistake.bug} | {mistake.assignment} | `{mistake.exercise}` | {', '.join(f'`{t}`' for t in mistake.lost)} "
+            f"| {lost:g} of {total:g} | \"...{message}...\" |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    for path in write(HERE):
+        print(path.relative_to(REPO))
+    CATALOGUE_DOC.write_text(catalogue_table())
+    print(CATALOGUE_DOC.relative_to(REPO))

@@ -1,0 +1,85 @@
+"""The classic-bug catalogue, graded: every mistake of tests/submissions/catalogue.py loses its points and is named.
+
+Each mistake is a filled-in student notebook with that one mistake
+(tests/submissions/mistakes/). They are graded as one class by
+`python -m dqn_helpers grade`, with the real nbgrader, in a copy of the course.
+"""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.submissions import build
+from tests.submissions.catalogue import MISTAKES
+
+pytestmark = pytest.mark.notebooks
+
+HAND_INS = REPO / "tests" / "submissions" / "mistakes"
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> Path:
+    """A copy of the course with every mistake graded."""
+    course = tmp_path_factory.mktemp("catalogue")
+    for assignment in sorted({mistake.assignment for mistake in MISTAKES}):
+        shutil.copytree(REPO / "solutions" / assignment, course / "solutions" / assignment, ignore=shutil.ignore_patterns("runs"))
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    for mistake in MISTAKES:
+        shutil.copytree(HAND_INS / mistake.name, course / "submitted" / mistake.name)
+    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--jobs", "2", "--no-progress"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return course
+
+
+def _errors(course: Path, mistake) -> dict[str, str]:
+    """The error each test cell of the mistake's graded notebook shows, by grade_id ("" for none)."""
+    path = course / "autograded" / mistake.name / mistake.assignment / f"{mistake.assignment}.ipynb"
+    shown = {}
+    for cell in json.loads(path.read_text())["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("grade") and cell["cell_type"] == "code":
+            errors = [f"{o['ename']}: {o['evalue']}" for o in cell["outputs"] if o["output_type"] == "error"]
+            shown[meta["grade_id"]] = "\n".join(errors)
+    return shown
+
+
+@pytest.mark.parametrize("mistake", MISTAKES, ids=lambda mistake: mistake.name)
+def test_each_mistake_loses_its_points_and_is_named(graded, mistake):
+    """Check that the mistake fails exactly its test cells, keeps every other point, and its check names it."""
+    with open(graded / "grading" / "grades.csv") as file:
+        rows = [row for row in csv.DictReader(file) if row["student"] == mistake.name and row["assignment"] == mistake.assignment]
+    assert rows and all(row["status"] == "graded" for row in rows), rows[:1]
+    failed = {row["test"] for row in rows if float(row["score"]) < float(row["max_score"])}
+    assert failed == set(mistake.lost), f"{mistake.name}: failed {sorted(failed)}, expected {sorted(mistake.lost)}"
+    errors = _errors(graded, mistake)
+    named = [test for test in mistake.lost if mistake.message in errors[test]]
+    assert named, f"{mistake.name}: no failing check says {mistake.message!r}; they say:\n" + "\n".join(
+        f"{test}: {errors[test][:400]}" for test in mistake.lost
+    )
+    assert "Traceback" not in errors[named[0]]
+
+
+def test_every_mistake_of_bugs_md_is_in_the_catalogue():
+    """Check that each mistake BUGS.md lists (its key words, one by one) has a hand-in in the catalogue."""
+    bugs = " ".join(mistake.bug for mistake in MISTAKES)
+    for key_words in [
+        "`terminated` is ignored", "truncation is treated like a real terminal", "online network instead of the target",
+        "Gradients reach the target network", "synced every step", "`max_a Q(s, a)` instead of `Q(s, a_taken)`", "max runs over the batch axis",
+        "argmax runs over the batch axis", "(B, 1) - (B,)", "Double DQN picks the next action with the target network",
+        "kept as float", "scaled to [0, 1] twice", "carries frames from the previous episode", "axes swapped",
+        "never written", "across an episode boundary", "never settles at its floor", "same object as the online network",
+        "Training starts before", "`state = next_state` missing",
+    ]:  # fmt: skip
+        assert key_words in bugs, f"no mistake in the catalogue for {key_words!r}"
+
+
+def test_the_catalogue_doc_is_up_to_date():
+    """Check that docs/bug_catalogue.md is what build.py writes from the catalogue."""
+    assert build.CATALOGUE_DOC.read_text() == build.catalogue_table(), "run `python -m tests.submissions.build`"
