@@ -36,14 +36,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-__all__ = ["SOURCE", "SUBMITTED", "AUTOGRADED", "GRADING", "Outcome", "GradedCell", "grade_course", "graded_cells"]
+__all__ = [
+    "SOURCE", "SUBMITTED", "AUTOGRADED", "GRADING", "Outcome", "GradedCell", "grade_course", "graded_cells",
+    "register_assignments",
+]  # fmt: skip
 
 SOURCE = "solutions"  # nbgrader_config.py: CourseDirectory.source_directory
 SUBMITTED = "submitted"  # nbgrader's defaults
@@ -55,12 +57,16 @@ CSV_FIELDS = ["student", "assignment", "notebook", "exercise", "test", "score", 
 # Runs nbgrader with the memory limit in place: a limit set here is inherited by the
 # kernels nbgrader starts, and a student's runaway allocation raises MemoryError in
 # its own cell instead of waking the kernel's OOM killer. (subprocess's preexec_fn
-# would do the same but is unsafe in a program with threads.)
-_LIMITED_NBGRADER = (
-    "import os, resource, sys\n"
+# would do the same but is unsafe in a program with threads.) jsonschema's optional
+# IRI checker, rfc3987_syntax, takes 2.9 s to import (half of nbgrader's start-up);
+# nbgrader never checks an IRI, and jsonschema does without it when it is missing.
+_NBGRADER = (
+    "import resource, runpy, sys\n"
     "limit = int(sys.argv[1])\n"
     "if limit: resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
-    "os.execv(sys.executable, [sys.executable, '-m', 'nbgrader', *sys.argv[2:]])\n"
+    "sys.modules['rfc3987_syntax'] = None\n"
+    "sys.argv = ['nbgrader', *sys.argv[2:]]\n"
+    "runpy.run_module('nbgrader', run_name='__main__', alter_sys=True)\n"
 )
 _EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): ?(.*)$")
 
@@ -160,7 +166,7 @@ def grade_course(
     grading = root / GRADING
     grading.mkdir(exist_ok=True)
     main_db = root / "gradebook.db"
-    _add_missing_assignments(root, main_db, assignments)
+    register_assignments(root)
     submitted = [(s, a) for s in students for a in assignments if (root / SUBMITTED / s / a).is_dir()]
     outcomes = {pair: _load_outcome(grading, *pair) for pair in submitted}
     todo = [
@@ -196,7 +202,7 @@ def grade_course(
     bar = tqdm(total=len(todo), disable=not progress, unit="submission", desc="Grading")
     pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo))))
     try:
-        for future in [pool.submit(grade_one, pair) for pair in todo]:
+        for future in as_completed([pool.submit(grade_one, pair) for pair in todo]):
             future.result()
             bar.update()
     except KeyboardInterrupt:
@@ -241,7 +247,7 @@ def _grade_submission(
     start = time.monotonic()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-c", _LIMITED_NBGRADER, str(int(memory_limit_gb * 2**30)), *command],
+            _nbgrader(*command, memory_bytes=int(memory_limit_gb * 2**30)),
             cwd=root, stdout=log, stderr=subprocess.STDOUT, env=_environment(), start_new_session=True,
         )  # fmt: skip
         running.add(process)
@@ -335,17 +341,27 @@ def _merge_submission(main_db: Path, worker_db: Path, assignment: str, student: 
         connection.close()
 
 
-def _add_missing_assignments(root: Path, main_db: Path, assignments: Iterable[str]) -> None:
-    """Put every assignment in the gradebook (nbgrader grades only those it knows), releasing into a scratch folder."""
+def register_assignments(root: str | Path) -> None:
+    """Put every assignment of ``solutions/`` in the course's gradebook, as ``nbgrader generate_assignment`` does.
+
+    nbgrader grades only the assignments its gradebook knows; :func:`grade_course`
+    calls this first. The release goes to a scratch folder: ``notebooks/`` is left alone.
+
+    Args:
+        root: The course folder.
+    """
+    root = Path(root).resolve()
+    main_db = root / "gradebook.db"
+    assignments = {cell.assignment for cell in graded_cells(root / SOURCE)}
     known = set()
     if main_db.is_file():
         with sqlite3.connect(main_db) as connection:
             known = {name for (name,) in connection.execute("SELECT name FROM assignment")}
-    for assignment in sorted(set(assignments) - known):
+    for assignment in sorted(assignments - known):
         with tempfile.TemporaryDirectory() as release:
             result = subprocess.run(
-                [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
-                 f"--CourseDirectory.release_directory={release}", f"--CourseDirectory.db_url=sqlite:///{main_db}"],
+                _nbgrader("generate_assignment", assignment, "--force", f"--CourseDirectory.release_directory={release}",
+                          f"--CourseDirectory.db_url=sqlite:///{main_db}"),
                 cwd=root, capture_output=True, text=True, env=_environment(),
             )  # fmt: skip
         if result.returncode != 0:
@@ -392,6 +408,11 @@ def _fingerprint(folder: Path) -> str:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def _nbgrader(*args: str, memory_bytes: int = 0) -> list[str]:
+    """The command that runs ``nbgrader *args`` (with at most ``memory_bytes`` of address space, if not 0)."""
+    return [sys.executable, "-c", _NBGRADER, str(memory_bytes), *args]
 
 
 def _environment() -> dict[str, str]:
