@@ -273,7 +273,7 @@ def _prepare_notebook(folder: Path, notebook: str) -> str:
     """Find the expected notebook in a submission; say what was wrong with it, or ""."""
     path = folder / f"{notebook}.ipynb"
     if not path.exists():
-        # Jupyter's "Duplicate" and browsers' downloads rename notebooks ("x (1).ipynb"):
+        # Jupyter's "Duplicate" and browsers' downloads rename notebooks ("x-Copy1.ipynb", "x (1).ipynb"):
         # when there is one other notebook, it is the student's answer. Copy it, keep theirs.
         others = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
         if len(others) != 1:

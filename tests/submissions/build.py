@@ -126,7 +126,7 @@ def fixtures() -> dict[str, bytes | Notebook]:
 
 def notebook_name(student: str) -> str:
     """The file name each fixture student handed in."""
-    return f"{ASSIGNMENT} (1).ipynb" if student == "renamed" else f"{ASSIGNMENT}.ipynb"
+    return f"{ASSIGNMENT}-Copy1.ipynb" if student == "renamed" else f"{ASSIGNMENT}.ipynb"  # Jupyter's "Duplicate"
 
 
 def mistakes() -> dict[str, Notebook]:
@@ -141,9 +141,17 @@ def mistakes() -> dict[str, Notebook]:
     return made
 
 
-def write(folder: Path) -> list[Path]:
-    """Write every fixture as ``folder/{robustness,mistakes}/<student>/<assignment>/<notebook>``; returns the files."""
-    hand_ins = [("robustness", student, ASSIGNMENT, notebook_name(student), content) for student, content in fixtures().items()]
+def write(folder: Path, *, broken: bool = False) -> list[Path]:
+    """Write every fixture as ``folder/{robustness,mistakes}/<student>/<assignment>/<notebook>``; returns the files.
+
+    The hand-ins that are not notebooks at all (invalid JSON, an empty file) are
+    written only with ``broken=True``: the tests make them when they run, and the
+    repository holds notebooks only.
+    """
+    hand_ins = [
+        ("robustness", student, ASSIGNMENT, notebook_name(student), content)
+        for student, content in fixtures().items() if broken or not isinstance(content, bytes)
+    ]  # fmt: skip
     assignments = {mistake.name: mistake.assignment for mistake in MISTAKES}
     hand_ins += [("mistakes", name, assignments[name], f"{assignments[name]}.ipynb", nb) for name, nb in mistakes().items()]
     written = []
