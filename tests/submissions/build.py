@@ -50,27 +50,21 @@ def student_answer(solution_source: str) -> str:
     return "\n".join(lines)
 
 
-def filled_in(assignment: str = ASSIGNMENT, answers: dict[str, str] | None = None) -> Notebook:
-    """The release notebook of ``assignment`` with every answer cell filled in.
+def filled_in(assignment: str = ASSIGNMENT) -> Notebook:
+    """The release notebook of ``assignment`` with every answer cell filled in with its solution.
 
     Args:
         assignment: The assignment (and notebook) name.
-        answers: Answer cells to fill with other code than the solution, by grade_id.
 
     Returns:
         The notebook, as a dict in nbformat 4.
     """
-    answers = answers or {}
     solution = json.loads((REPO / "solutions" / assignment / f"{assignment}.ipynb").read_text())
     release = json.loads((REPO / "notebooks" / assignment / f"{assignment}.ipynb").read_text())
     solutions = {_meta(cell).get("grade_id"): _source(cell) for cell in solution["cells"]}
-    unknown = set(answers) - set(solutions)
-    if unknown:
-        raise ValueError(f"no answer cells {sorted(unknown)} in {assignment}")
     for cell in release["cells"]:
-        grade_id = _meta(cell).get("grade_id")
         if _meta(cell).get("solution"):
-            cell["source"] = answers.get(grade_id, student_answer(solutions[grade_id]))
+            cell["source"] = student_answer(solutions[_meta(cell)["grade_id"]])
     return release
 
 
@@ -95,7 +89,7 @@ def _replace(source: str, old: str, new: str) -> str:
 def fixtures() -> dict[str, bytes | Notebook]:
     """Every fixture student's notebook (or raw bytes), by student name; see expected.json."""
     correct = filled_in()
-    # A td_targets that forgets `terminated`: it loses td_targets_terminal.
+    # A td_targets that forgets `terminated` (q_learning, which calls it, bootstraps past the end too).
     forgot_terminated = _edit(correct, "td_targets", lambda s: _replace(s, "gamma * not_over * best_next", "gamma * best_next"))
     edited_tests = _edit(forgot_terminated, "td_targets_terminal", lambda s: s.splitlines()[0] + "\npass\n")
     cell(edited_tests, "td_targets_terminal")["metadata"]["nbgrader"]["points"] = 50
