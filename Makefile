@@ -12,7 +12,7 @@ ASSIGNMENTS := $(notdir $(patsubst %/,%,$(dir $(wildcard solutions/*/*.ipynb))))
 # nbgrader runs `alembic` as a program: the environment's bin/ must be on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test lab release grade demo bench reference ship clean
+.PHONY: test browser lab release grade demo bench reference ship clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,26 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-## test: every check, notebooks in fast mode (unit tests, doctests, nbval, nbgrader end to end)
-test: $(INSTALLED)
+## test: every check, notebooks in fast mode (unit tests, doctests, nbval, nbgrader end to end, JupyterLab in Chromium)
+test: $(INSTALLED) browser
 	DQN_FAST=1 $(BIN)/python -m pytest
+
+## browser: Debian's chromium for tests/test_browser.py, installed with apt-get when missing
+# Playwright drives /usr/bin/chromium; it cannot download browsers of its own here. Where apt-get
+# cannot install it (no apt-get, no root nor password-less sudo, no network), make test goes on
+# and tests/test_browser.py is skipped with the reason.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
+browser:
+	@test -x $(CHROMIUM) || { command -v apt-get > /dev/null \
+		&& echo "Installing Debian's chromium with apt-get for tests/test_browser.py" \
+		&& $(SUDO) apt-get update -qq \
+		&& $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium > /dev/null; } \
+		|| echo "Could not install chromium with apt-get: tests/test_browser.py will be skipped and say why"
 
 ## lab: JupyterLab on the student notebooks (LAB_ARGS="--port 9999" to add options)
 # JupyterLab refuses to start as root (containers, cloud machines) without --allow-root.
+# tests/test_browser.py starts JupyterLab with these same options (see _lab_command there).
 lab: $(INSTALLED)
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
@@ -63,4 +77,4 @@ ship: $(INSTALLED)
 	$(BIN)/python -m dqn_helpers record --weights reference --max-episode-frames 2400 --output docs/reference_breakout.gif
 
 clean:
-	rm -rf $(VENV) gradebook.db submitted autograded feedback grading
+	rm -rf $(VENV) gradebook.db submitted autograded feedback grading tests/artifacts
