@@ -16,6 +16,13 @@ output (``''`` at first), so an unfilled blank would silently run with a wrong
 value. The extension, loaded with ``%load_ext dqn_helpers.blanks``, checks each
 cell before it runs: a cell that still reads ``___`` raises :class:`UnfilledBlankError`
 naming the lines to fill, and nothing in it runs.
+
+**Planted bugs** (notebook 07, where students debug a script): a solution line may
+instead carry the buggy version the release shows, after ``# BUG:``::
+
+    q_taken = tf.reduce_sum(q_values * mask, axis=1)  # BUG: q_taken = tf.reduce_max(q_values, axis=1)
+
+The release gets the buggy line, unmarked; the cell must still be valid Python.
 """
 
 from __future__ import annotations
@@ -28,11 +35,13 @@ from nbgrader.preprocessors import ClearSolutions
 
 __all__ = [
     "BLANK",
+    "BUG_MARKER",
     "MARKER",
     "BlankTemplateError",
     "ClearSolutionsWithBlanks",
     "UnfilledBlankError",
     "apply_blank",
+    "apply_bug",
     "find_blanks",
     "load_ipython_extension",
     "unload_ipython_extension",
@@ -40,7 +49,9 @@ __all__ = [
 
 BLANK = "___"
 MARKER = "# BLANK:"
+BUG_MARKER = "# BUG:"
 _MARKED_LINE = re.compile(r"^(?P<indent>\s*)(?P<code>.*?)\s*" + re.escape(MARKER) + r" ?(?P<template>.*)$")
+_BUGGY_LINE = re.compile(r"^(?P<indent>\s*)(?P<code>.*?)\s*" + re.escape(BUG_MARKER) + r" ?(?P<bug>.*)$")
 
 
 class BlankTemplateError(ValueError):
@@ -81,27 +92,63 @@ def apply_blank(line: str) -> str:
     return match["indent"] + template
 
 
+def apply_bug(line: str) -> str:
+    """Turn a solution line with a ``# BUG:`` marker into the buggy line the release shows.
+
+    Lines without a marker come back unchanged.
+
+    Args:
+        line: One line of a solution cell.
+
+    Returns:
+        The buggy line, indented like the solution line.
+
+    Raises:
+        BlankTemplateError: If the marker has no solution line before it, or its bug
+            is empty, equal to the solution, or contains a ``___`` blank.
+
+    Example:
+        >>> apply_bug("    y = q.max(axis=1)  # BUG: y = q.max()")
+        '    y = q.max()'
+    """
+    match = _BUGGY_LINE.match(line)
+    if match is None:
+        return line
+    code, bug = match["code"], match["bug"].strip()
+    if not code or not bug or bug == code or BLANK in bug:
+        raise BlankTemplateError(
+            f"a {BUG_MARKER} marker must follow a solution line and give a different, complete line; line: {line.strip()!r}"
+        )
+    return match["indent"] + bug
+
+
 class ClearSolutionsWithBlanks(ClearSolutions):
-    """nbgrader's ``ClearSolutions``, plus inline ``___`` blanks from ``# BLANK:`` markers.
+    """nbgrader's ``ClearSolutions``, plus inline ``___`` blanks from ``# BLANK:`` markers
+    and planted bugs from ``# BUG:`` markers.
 
     Marked lines may sit in any solution cell, alongside ``### BEGIN SOLUTION``
     regions or instead of them; a cell with markers keeps the rest of its code.
     Markers outside solution cells are an error: a test or a locked cell must
-    never change between the solutions and the release.
+    never change between the solutions and the release. A cell with planted bugs
+    must still parse once they are in.
     """
 
     def preprocess_cell(self, cell, resources, cell_index):
-        if cell.cell_type != "code" or MARKER not in cell.source:
+        if cell.cell_type != "code" or (MARKER not in cell.source and BUG_MARKER not in cell.source):
             return super().preprocess_cell(cell, resources, cell_index)
         if not nbgrader_utils.is_solution(cell):
             raise BlankTemplateError(
-                f"{MARKER} markers belong in solution cells only; cell {cell_index} is not one:\n{cell.source}"
+                f"{MARKER} and {BUG_MARKER} markers belong in solution cells only; cell {cell_index} is not one:\n{cell.source}"
             )
-        cell.source = "\n".join(apply_blank(line) for line in cell.source.split("\n"))
+        cell.source = "\n".join(apply_bug(apply_blank(line)) for line in cell.source.split("\n"))
+        try:
+            ast.parse(cell.source)
+        except SyntaxError as error:
+            raise BlankTemplateError(f"cell {cell_index} is not valid Python once released ({error}):\n{cell.source}") from error
         if self.begin_solution_delimeter in cell.source:
             return super().preprocess_cell(cell, resources, cell_index)
         # nbgrader would replace a whole solution cell without a region by its stub;
-        # here the blanks are the answer, and the rest of the cell must stay.
+        # here the blanks or the bugs are the task, and the rest of the cell must stay.
         return cell, resources
 
 

@@ -11,9 +11,11 @@ running it again grades only what is new or changed.
 
 What it writes, beside the gradebook and nbgrader's ``autograded/``:
 
-- ``grading/grades.csv``: one row per student, notebook and test cell, with the
-  exercise (the answer cell) it grades, the score, the points and the submission's
-  status (``graded``, ``failed`` or ``not submitted``) and a note saying why;
+- ``grading/grades.csv``: one row per student, notebook and graded cell (a test
+  cell, or a written answer that the instructor grades by hand in formgrader), with
+  the exercise (the answer cell) it grades, the score, the points and the
+  submission's status (``graded``, ``failed`` or ``not submitted``) and a note
+  saying why; a written answer not graded yet scores 0 and its note says so;
 - ``grading/<assignment>/<student>.log``: nbgrader's log of that submission.
 
 Example:
@@ -73,12 +75,12 @@ _EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): ?(.*)$")
 
 @dataclass(frozen=True)
 class GradedCell:
-    """A graded test cell of a source notebook."""
+    """A graded cell of a source notebook: a test cell, or a written answer graded by hand."""
 
     assignment: str
     notebook: str
-    exercise: str  # grade_id of the answer cell the test follows
-    test: str  # grade_id of the test cell
+    exercise: str  # grade_id of the answer cell the test follows (a written answer's own)
+    test: str  # grade_id of the graded cell
     points: float
 
 
@@ -100,7 +102,8 @@ def graded_cells(source_dir: str | Path) -> list[GradedCell]:
 
     Returns:
         One :class:`GradedCell` per cell whose nbgrader metadata has ``grade: true``,
-        with the answer cell (``solution: true``) it follows as its exercise.
+        with the answer cell (``solution: true``) it follows as its exercise; a
+        written answer (``solution`` and ``grade``, in markdown) is its own exercise.
     """
     cells = []
     for path in sorted(Path(source_dir).glob("*/*.ipynb")):
@@ -109,7 +112,7 @@ def graded_cells(source_dir: str | Path) -> list[GradedCell]:
             meta = cell["metadata"].get("nbgrader", {})
             if meta.get("solution"):
                 exercise = meta["grade_id"]
-            elif meta.get("grade"):
+            if meta.get("grade"):
                 cells.append(GradedCell(path.parent.name, path.stem, exercise, meta["grade_id"], float(meta["points"])))
     return cells
 
@@ -374,10 +377,10 @@ def _write_grades(
     """Write one row per student and test cell, scores read from the gradebook."""
     with sqlite3.connect(main_db) as connection:
         scores = {
-            (student, assignment, cell): (score, max_score)
-            for student, assignment, cell, score, max_score in connection.execute(
+            (student, assignment, cell): (score, max_score, needs_manual_grade)
+            for student, assignment, cell, score, max_score, needs_manual_grade in connection.execute(
                 "SELECT s.student_id, a.name, c.name, "
-                "COALESCE(g.manual_score, g.auto_score, 0) + COALESCE(g.extra_credit, 0), gc.max_score "
+                "COALESCE(g.manual_score, g.auto_score, 0) + COALESCE(g.extra_credit, 0), gc.max_score, g.needs_manual_grade "
                 "FROM grade g JOIN submitted_notebook sn ON g.notebook_id = sn.id "
                 "JOIN submitted_assignment s ON sn.assignment_id = s.id JOIN assignment a ON s.assignment_id = a.id "
                 "JOIN base_cell c ON g.cell_id = c.id JOIN grade_cells gc ON gc.id = c.id"
@@ -389,12 +392,15 @@ def _write_grades(
         for student in students:
             for cell in cells:
                 outcome = outcomes.get((student, cell.assignment))
-                score, max_score = scores.get((student, cell.assignment, cell.test), (0.0, cell.points))
+                score, max_score, by_hand = scores.get((student, cell.assignment, cell.test), (0.0, cell.points, False))
+                notes = [outcome.note] if outcome and outcome.note else []
+                if outcome and by_hand:
+                    notes.append("written answer: grade it by hand in formgrader")
                 writer.writerow({
                     "student": student, "assignment": cell.assignment, "notebook": cell.notebook,
                     "exercise": cell.exercise, "test": cell.test, "score": score if outcome else 0.0,
                     "max_score": max_score, "status": outcome.status if outcome else "not submitted",
-                    "note": outcome.note if outcome else "",
+                    "note": "; ".join(notes),
                 })  # fmt: skip
 
 

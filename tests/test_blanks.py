@@ -12,6 +12,7 @@ from dqn_helpers.blanks import (
     ClearSolutionsWithBlanks,
     UnfilledBlankError,
     apply_blank,
+    apply_bug,
     find_blanks,
 )
 
@@ -92,6 +93,47 @@ def test_release_refuses_markers_outside_solution_cells():
     cell = _solution_cell("assert f(1) == 2  # BLANK: assert f(___) == 2", solution=False, grade=True)
     with pytest.raises(BlankTemplateError, match="solution cells only"):
         _release(cell)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("y = q.max(axis=1)", "y = q.max(axis=1)"),
+        ("    y = q.max(axis=1)  # BUG: y = q.max()", "    y = q.max()"),
+        ("x = layers.Conv2D(64, 3, strides=1)(x)  # BUG:x = layers.Conv2D(64, 3, 3)(x)", "x = layers.Conv2D(64, 3, 3)(x)"),
+    ],
+)
+def test_apply_bug_puts_the_planted_line_in_place_of_the_solution(line, expected):
+    """Check that a line marked # BUG: becomes the buggy line, indented like the solution, and others stay."""
+    assert apply_bug(line) == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["y = q.max(axis=1)  # BUG: y = q.max(axis=1)", "y = 1  # BUG:", "# BUG: y = q.max()", "y = 1  # BUG: y = ___"],
+)
+def test_apply_bug_refuses_a_bug_that_is_no_bug(line):
+    """Check that the bug must follow a solution line, differ from it, and be complete."""
+    with pytest.raises(BlankTemplateError, match="different, complete line"):
+        apply_bug(line)
+
+
+def test_release_plants_bugs_and_keeps_the_rest_of_the_cell():
+    """Check that a solution cell with # BUG: markers releases the buggy function, whole and unmarked."""
+    source = "def f(q):\n    m = q.max(axis=1)  # BUG: m = q.max()\n    return m * 2  # BLANK: return m * ___"
+    assert _release(_solution_cell(source)) == ["def f(q):\n    m = q.max()\n    return m * ___"]
+
+
+def test_release_refuses_a_planted_bug_that_breaks_the_cell():
+    """Check that a released cell with its bugs planted must still be valid Python."""
+    with pytest.raises(BlankTemplateError, match="not valid Python once released"):
+        _release(_solution_cell("def f(q):\n    return q.max(axis=1)  # BUG: return q.max(axis=1"))
+
+
+def test_release_refuses_bug_markers_outside_solution_cells():
+    """Check that a test or locked cell can never be changed by a bug marker."""
+    with pytest.raises(BlankTemplateError, match="solution cells only"):
+        _release(_solution_cell("y = 2  # BUG: y = 3", solution=False, grade=True))
 
 
 @pytest.mark.parametrize(

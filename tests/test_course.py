@@ -8,6 +8,7 @@ blank must explain itself. (That every solution notebook runs top to bottom is
 nbval's job: pytest collects ``solutions/`` with ``--nbval-lax``.)
 """
 
+import csv
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from dqn_helpers.blanks import BLANK, MARKER, UnfilledBlankError
+from dqn_helpers.blanks import BLANK, BUG_MARKER, MARKER, UnfilledBlankError
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.notebooks
@@ -125,7 +126,7 @@ def test_release_holds_no_solution_text_or_hidden_tests(course, solution_path):
     release_path = root / "notebooks" / solution_path.relative_to(REPO / "solutions")
     released = {_nbgrader_meta(cell).get("grade_id"): _source(cell) for cell in _code_cells(release_path)}
     whole_release = release_path.read_text()
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", MARKER):
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", MARKER, BUG_MARKER):
         assert marker not in whole_release
     for cell in _code_cells(solution_path):
         source, grade_id = _source(cell), _nbgrader_meta(cell).get("grade_id")
@@ -134,6 +135,13 @@ def test_release_holds_no_solution_text_or_hidden_tests(course, solution_path):
             assert BLANK in released[grade_id], f"cell {grade_id} lost its blanks"
             for solution_line in marked:
                 assert solution_line not in released[grade_id], f"solution line left in {grade_id}: {solution_line}"
+        for line in (line for line in source.splitlines() if BUG_MARKER in line):
+            fixed, planted = (part.strip() for part in line.split(BUG_MARKER))
+            assert fixed not in released[grade_id], f"the fix is left in {grade_id}: {fixed}"
+            assert planted in released[grade_id], f"{grade_id} lost its planted bug: {planted}"
+    written = [cell for cell in json.loads(solution_path.read_text())["cells"] if cell["cell_type"] == "markdown" and _nbgrader_meta(cell).get("solution")]
+    for cell in written:
+        assert _source(cell)[:60] not in whole_release, f"the model answer of {_nbgrader_meta(cell)['grade_id']} is in the release"
         hidden = re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", source, flags=re.S)
         for line in "".join(hidden).splitlines():
             if len(line.strip()) > 12:
@@ -141,14 +149,38 @@ def test_release_holds_no_solution_text_or_hidden_tests(course, solution_path):
 
 
 def test_autograding_gives_the_solutions_full_marks_and_the_release_zero(autograded):
-    """Check the scores nbgrader's gradebook holds after autograding."""
+    """Check the scores nbgrader's gradebook holds after autograding (written answers wait for the instructor)."""
     with Gradebook(f"sqlite:///{autograded / 'gradebook.db'}") as gradebook:
         for name in ASSIGNMENTS:
             solution = gradebook.find_submission(name, "solution")
             untouched = gradebook.find_submission(name, "untouched")
-            assert solution.max_score > 0
-            assert solution.score == solution.max_score, f"{name}: the solutions scored {solution.score}/{solution.max_score}"
-            assert untouched.score == 0, f"{name}: the untouched release scored {untouched.score}"
+            assert solution.max_code_score > 0
+            assert solution.code_score == solution.max_code_score, (
+                f"{name}: the solutions scored {solution.code_score}/{solution.max_code_score}"
+            )
+            assert solution.written_score == 0 and solution.needs_manual_grade == (solution.max_written_score > 0)
+            assert untouched.score == 0 and not untouched.needs_manual_grade, f"{name}: the untouched release scored {untouched.score}"
+
+
+def test_written_answers_are_reported_for_grading_by_hand(autograded):
+    """Check that grades.csv lists each written answer, at 0 with a note until the instructor grades it."""
+    with open(autograded / "grading" / "grades.csv") as file:
+        rows = list(csv.DictReader(file))
+    written = {
+        (path.parent.name, _nbgrader_meta(cell)["grade_id"])
+        for path in SOLUTION_NOTEBOOKS
+        for cell in json.loads(path.read_text())["cells"]
+        if cell["cell_type"] == "markdown" and _nbgrader_meta(cell).get("grade")
+    }
+    assert written, "no written answers in the course"
+    for row in rows:
+        by_hand = (row["assignment"], row["test"]) in written
+        waiting = "grade it by hand" in row["note"]
+        if row["student"] == "solution":
+            assert waiting == by_hand, row
+            assert float(row["score"]) == (0.0 if by_hand else float(row["max_score"])), row
+        else:
+            assert not waiting and float(row["score"]) == 0.0, row
 
 
 def test_unfilled_blanks_fail_with_the_friendly_message(autograded):

@@ -77,6 +77,8 @@ _HINTS = {
     "shape (batch,), and take maxima over the actions, axis=1.",
     "required broadcastable shapes": "Two arrays of different shapes were combined: keep every per-transition "
     "quantity of shape (batch,), and take maxima over the actions, axis=1.",
+    "could not be broadcast": "Two arrays of different shapes were combined: keep every per-transition quantity "
+    "of shape (batch,), and take maxima over the actions, axis=1.",
 }
 
 
@@ -149,8 +151,8 @@ def _layer_shapes(input_shape: tuple[int, int, int]) -> list[tuple[int, int, int
     return shapes
 
 
-def _build(build_q_network: Callable, num_actions: int, input_shape: tuple[int, int, int]) -> keras.Model:
-    call = f"build_q_network({num_actions}, input_shape={input_shape})"
+def _build(build_q_network: Callable, num_actions: int, input_shape: tuple[int, int, int], name: str) -> keras.Model:
+    call = f"{name}({num_actions}, input_shape={input_shape})"
     model = _call(build_q_network, call, num_actions, input_shape=input_shape)
     if not isinstance(model, keras.Model):
         raise AssertionError(f"{call} must return a keras.Model, got {type(model).__name__}: end with keras.Model(states, q_values)")
@@ -172,7 +174,10 @@ def _activation_after(model: keras.Model, layer: keras.layers.Layer) -> str:
 
 
 def check_q_network_architecture(
-    build_q_network: Callable, num_actions: int = 4, input_shape: tuple[int, int, int] = STATE_SHAPE
+    build_q_network: Callable,
+    num_actions: int = 4,
+    input_shape: tuple[int, int, int] = STATE_SHAPE,
+    name: str = "build_q_network",
 ) -> None:
     """Check the network layer by layer against the paper: input, three convolutions, dense 512, one output per action.
 
@@ -180,6 +185,7 @@ def check_q_network_architecture(
         build_q_network: The student's function, called as ``build_q_network(num_actions, input_shape=...)``.
         num_actions: Number of actions to build it for (a second build uses ``num_actions + 2``).
         input_shape: Shape of one state, channels first.
+        name: The function's name in the notebook, for the messages.
 
     Raises:
         AssertionError: Naming a float input, a wrong input shape, a convolution with
@@ -187,7 +193,7 @@ def check_q_network_architecture(
             wrong hidden layer, a wrong number or a ReLU on the outputs, or a wrong
             parameter count.
     """
-    model = _build(build_q_network, num_actions, input_shape)
+    model = _build(build_q_network, num_actions, input_shape, name)
     if len(model.inputs) != 1:
         raise AssertionError(f"the network must have one input, the batch of states; yours has {len(model.inputs)}")
     dtype = str(model.inputs[0].dtype)
@@ -258,7 +264,7 @@ def check_q_network_architecture(
             f"the output layer has activation {_activation_after(model, head)}: it must be linear. Q-values are "
             "estimates of returns and may be negative or large"
         )
-    other = _build(build_q_network, num_actions + 2, input_shape)
+    other = _build(build_q_network, num_actions + 2, input_shape, name)
     if tuple(other.output_shape) != (None, num_actions + 2):
         raise AssertionError(
             f"built for {num_actions + 2} actions, your network outputs shape {other.output_shape}: use "
@@ -299,7 +305,7 @@ def check_q_network_matches_the_paper(
             Q-values from frames never scaled to [0, 1], scaled twice, or read with
             height and width swapped.
     """
-    model = _build(build_q_network, num_actions, input_shape)
+    model = _build(build_q_network, num_actions, input_shape, "build_q_network")
     count, expected = model.count_params(), expected_parameters(num_actions, input_shape)
     if count != expected:
         raise AssertionError(

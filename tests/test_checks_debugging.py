@@ -1,0 +1,189 @@
+"""The visible checks of notebook 07 pass the fixed script and name each planted mistake.
+
+The script is read from the solution notebook itself: its answer cells are the fixed
+functions, and each ``# BUG:`` marker gives the planted line that the release shows.
+Planting the bugs one at a time must fail exactly the check of that mistake, with
+its message, and leave every other check passing: one mistake costs one exercise.
+Variants beyond the planted ones are small functions a student could write while
+fixing the script.
+"""
+
+import collections
+import json
+import re
+
+import numpy as np
+import pytest
+
+from dqn_helpers import keras, tf
+from dqn_helpers.blanks import BUG_MARKER, apply_bug
+from dqn_helpers.checks import debugging as checks
+from tests.conftest import REPO
+
+NOTEBOOK = REPO / "solutions" / "07_debugging" / "07_debugging.ipynb"
+SCRIPT_CELLS = ["build_model", "sample_batch", "compute_targets", "train_step"]
+
+# Each planted mistake: a piece of its line, the check that must catch it, key words of the message.
+PLANTED = {
+    "Conv2D(64, 3, 3": ("build_model", "convolution 3 .*strides \\(3, 3\\).*Conv2D takes \\(filters, kernel_size, strides"),
+    "states, rewards, actions": ("sample_batch", "`actions` hold the transitions' rewards.*unpacked in another order"),
+    "next_q_values.max()": ("per_sample", "max over the whole batch.*axis=1"),
+    "-1.0": ("terminal", "terminal targets are all -1.*y = r"),
+    "reduce_max": ("train_step", "max_a Q\\(s, a\\).*action the agent took"),
+}
+
+
+def _cells() -> dict[str, str]:
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    return {cell["metadata"]["nbgrader"]["grade_id"]: "".join(cell["source"]) for cell in cells if "nbgrader" in cell["metadata"]}
+
+
+def script(planted: tuple[str, ...] = ()) -> dict:
+    """The script's functions, fixed except for the bugs whose line contains one of ``planted``."""
+    namespace = {"np": np, "keras": keras, "tf": tf, "layers": keras.layers, "collections": collections}
+    cells = _cells()
+    for name in SCRIPT_CELLS:
+        lines = [apply_bug(line) if any(bug in line.split(BUG_MARKER)[-1] for bug in planted) else line for line in cells[name].splitlines()]
+        exec("\n".join(lines), namespace)  # noqa: S102 - the course's own notebook
+    return namespace
+
+
+def run_checks(functions: dict, hidden: bool = False) -> dict[str, str | None]:
+    """Each check's failure message, or None where it passes."""
+    calls = {
+        "build_model": lambda: checks.check_build_model(functions["build_model"]),
+        "sample_batch": lambda: checks.check_sample_batch(functions["sample_batch"]),
+        "per_sample": lambda: checks.check_compute_targets_per_sample(functions["compute_targets"]),
+        "terminal": lambda: checks.check_compute_targets_terminal(functions["compute_targets"]),
+        "train_step": lambda: checks.check_train_step_action_taken(functions["train_step"], functions["compute_targets"]),
+    }
+    if hidden:
+        calls.update({
+            "build_model_hidden": lambda: checks.check_build_model(functions["build_model"], num_actions=9, input_shape=(2, 84, 84)),
+            "sample_batch_hidden": lambda: checks.check_sample_batch(functions["sample_batch"], size=11, batch_size=7, seed=3),
+            "per_sample_hidden": lambda: checks.check_compute_targets_per_sample(functions["compute_targets"], seed=1),
+            "terminal_hidden": lambda: checks.check_compute_targets_terminal(functions["compute_targets"], seed=2),
+            "train_step_hidden": lambda: checks.check_train_step_action_taken(
+                functions["train_step"], functions["compute_targets"], num_actions=5, batch_size=9, seed=3
+            ),
+        })  # fmt: skip
+    results = {}
+    for name, call in calls.items():
+        try:
+            call()
+            results[name] = None
+        except AssertionError as error:
+            results[name] = str(error)
+    return results
+
+
+def test_the_notebook_plants_exactly_the_catalogued_mistakes():
+    """Check that the script's # BUG: markers are the five mistakes this file knows, one line each."""
+    bugs = [line.split(BUG_MARKER)[1] for name in SCRIPT_CELLS for line in _cells()[name].splitlines() if BUG_MARKER in line]
+    assert len(bugs) == len(PLANTED)
+    assert all(sum(key in bug for bug in bugs) == 1 for key in PLANTED)
+
+
+def test_the_fixed_script_passes_every_check_visible_and_hidden():
+    """Check that the solution's functions pass all checks, including the hidden tests' variants."""
+    results = run_checks(script(), hidden=True)
+    assert all(failure is None for failure in results.values()), results
+
+
+@pytest.mark.parametrize("bug", sorted(PLANTED))
+def test_each_planted_mistake_fails_its_own_check_only(bug):
+    """Check that one planted bug fails its check with a message naming it, and no other check."""
+    check, message = PLANTED[bug]
+    results = run_checks(script((bug,)))
+    assert results[check] is not None, f"the check {check} passed the planted bug {bug!r}"
+    assert re.search(message, results[check]), results[check]
+    assert {name for name, failure in results.items() if failure} == {check}, results
+
+
+def test_the_released_script_fails_every_check():
+    """Check that the script as students get it (every bug planted) fails all five checks, each with its message."""
+    results = run_checks(script(tuple(PLANTED)))
+    for check, message in PLANTED.values():
+        assert results[check] and re.search(message, results[check]), results[check]
+
+
+# --- variants beyond the planted mistakes --------------------------------------------------------
+
+
+def _targets(rule):
+    def compute_targets(rewards, dones, next_q_values, gamma=0.99):
+        return rule(rewards, dones, next_q_values, gamma)
+
+    return compute_targets
+
+
+BUGGY_TARGETS = [
+    (_targets(lambda r, d, q, g: r + g * q.max(axis=1)), checks.check_compute_targets_terminal, "ignore `dones`"),
+    (_targets(lambda r, d, q, g: np.where(d > 0, r + g * q.max(axis=1), r)), checks.check_compute_targets_terminal, "ignore `dones`"),
+    (_targets(lambda r, d, q, g: np.where(d > 0, 0.0, r + g * q.max(axis=1))), checks.check_compute_targets_terminal, "all 0, whatever the reward"),
+    (_targets(lambda r, d, q, g: r + g * (1 - d) * q.max(axis=0)), checks.check_compute_targets_per_sample, "could not be broadcast.*maxima over the actions, axis=1"),
+    (_targets(lambda r, d, q, g: r + g * (1 - d) * q.max(axis=1, keepdims=True)), checks.check_compute_targets_per_sample, "shape \\(4,\\), got \\(4, 4\\)"),
+    (_targets(lambda r, d, q, g: r + (1 - d) * q.max(axis=1)), checks.check_compute_targets_per_sample, "ignore the discount"),
+    (_targets(lambda r, d, q, g: r + g * (1 - d) * q.mean(axis=1)), checks.check_compute_targets_per_sample, "mean of the next Q-values"),
+    (_targets(lambda r, d, q, g: r + g * (1 - d) * q[:, 0]), checks.check_compute_targets_per_sample, "the targets are \\[4.0, 2.5, 6.5, -0.5\\]"),
+]
+
+
+@pytest.mark.parametrize(("compute_targets", "check", "message"), BUGGY_TARGETS)
+def test_target_mistakes_beyond_the_planted_ones_are_named(compute_targets, check, message):
+    """Check that other wrong targets fail their check with a message that names the mistake."""
+    with pytest.raises(AssertionError, match=message):
+        check(compute_targets)
+
+
+def _sampler(order=(0, 1, 2, 3, 4), replace=False, fail=False):
+    def sample_batch(memory, batch_size, rng):
+        if fail:
+            raise IndexError("deque index out of range")
+        chosen = [memory[i] for i in rng.choice(len(memory), size=batch_size, replace=replace)]
+        fields = list(zip(*chosen))
+        states, actions, rewards, next_states, dones = (fields[i] for i in order)
+        return np.stack(states), np.array(actions, np.int64), np.array(rewards, np.float32), np.stack(next_states), np.array(dones, np.float32)
+
+    return sample_batch
+
+
+BUGGY_SAMPLERS = [
+    (_sampler(order=(3, 1, 2, 0, 4)), "`states` hold the transitions' next_states"),
+    (_sampler(order=(0, 1, 4, 3, 2)), "`rewards` hold the transitions' dones"),
+    (_sampler(replace=True), "drew a transition twice"),
+    (_sampler(fail=True), "sample_batch\\(memory, 4, rng\\) raised IndexError: deque index out of range"),
+]
+
+
+@pytest.mark.parametrize(("sample_batch", "message"), BUGGY_SAMPLERS)
+def test_sampling_mistakes_beyond_the_planted_one_are_named(sample_batch, message):
+    """Check that other wrong batches fail with a message that names the field or the mistake."""
+    with pytest.raises(AssertionError, match=message):
+        checks.check_sample_batch(sample_batch)
+
+
+def _stepper(*, loss="huber", train_target=False):
+    functions = script()
+
+    def train_step(model, target_model, optimizer, states, actions, rewards, next_states, dones):
+        targets = functions["compute_targets"](rewards, dones, target_model(next_states).numpy())
+        trained = target_model if train_target else model
+        with tf.GradientTape() as tape:
+            q_taken = tf.gather(trained(states), actions, axis=1, batch_dims=1)
+            error = targets - q_taken
+            value = tf.reduce_mean(error**2) if loss == "mse" else keras.losses.Huber()(targets, q_taken)
+        optimizer.apply_gradients(zip(tape.gradient(value, trained.trainable_variables), trained.trainable_variables))
+        return float(value)
+
+    return train_step, functions["compute_targets"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"loss": "mse"}, "mean squared error, not the Huber loss"), ({"train_target": True}, "changed the target network")],
+)
+def test_train_step_mistakes_beyond_the_planted_one_are_named(options, message):
+    """Check that a squared-error loss and a trained target network are named."""
+    with pytest.raises(AssertionError, match=message):
+        checks.check_train_step_action_taken(*_stepper(**options))
