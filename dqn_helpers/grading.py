@@ -45,8 +45,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 __all__ = [
-    "SOURCE", "SUBMITTED", "AUTOGRADED", "GRADING", "Outcome", "GradedCell", "grade_course", "graded_cells",
-    "register_assignments",
+    "SOURCE", "SUBMITTED", "AUTOGRADED", "GRADING", "WRITTEN_ANSWER_NOTE", "Outcome", "GradedCell", "grade_course",
+    "graded_cells", "register_assignments",
 ]  # fmt: skip
 
 SOURCE = "solutions"  # nbgrader_config.py: CourseDirectory.source_directory
@@ -55,6 +55,7 @@ AUTOGRADED = "autograded"
 GRADING = "grading"  # our logs, statuses and grades.csv
 
 CSV_FIELDS = ["student", "assignment", "notebook", "exercise", "test", "score", "max_score", "status", "note"]
+WRITTEN_ANSWER_NOTE = "written answer: grade it by hand in formgrader"  # a manually graded cell, not graded yet
 
 # Runs nbgrader with the memory limit in place: a limit set here is inherited by the
 # kernels nbgrader starts, and a student's runaway allocation raises MemoryError in
@@ -395,7 +396,7 @@ def _write_grades(
                 score, max_score, by_hand = scores.get((student, cell.assignment, cell.test), (0.0, cell.points, False))
                 notes = [outcome.note] if outcome and outcome.note else []
                 if outcome and by_hand:
-                    notes.append("written answer: grade it by hand in formgrader")
+                    notes.append(WRITTEN_ANSWER_NOTE)
                 writer.writerow({
                     "student": student, "assignment": cell.assignment, "notebook": cell.notebook,
                     "exercise": cell.exercise, "test": cell.test, "score": score if outcome else 0.0,

@@ -21,6 +21,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from dqn_helpers.blanks import BLANK, BUG_MARKER, MARKER, UnfilledBlankError
+from dqn_helpers.grading import WRITTEN_ANSWER_NOTE
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.notebooks
@@ -175,7 +176,7 @@ def test_written_answers_are_reported_for_grading_by_hand(autograded):
     assert written, "no written answers in the course"
     for row in rows:
         by_hand = (row["assignment"], row["test"]) in written
-        waiting = "grade it by hand" in row["note"]
+        waiting = WRITTEN_ANSWER_NOTE in row["note"]
         if row["student"] == "solution":
             assert waiting == by_hand, row
             assert float(row["score"]) == (0.0 if by_hand else float(row["max_score"])), row
