@@ -129,8 +129,8 @@ class ClearSolutionsWithBlanks(ClearSolutions):
     Marked lines may sit in any solution cell, alongside ``### BEGIN SOLUTION``
     regions or instead of them; a cell with markers keeps the rest of its code.
     Markers outside solution cells are an error: a test or a locked cell must
-    never change between the solutions and the release. A cell with planted bugs
-    must still parse once they are in.
+    never change between the solutions and the release. A marked cell must still
+    parse once released (so an IPython magic has no place in one).
     """
 
     def preprocess_cell(self, cell, resources, cell_index):
