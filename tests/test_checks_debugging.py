@@ -2,8 +2,9 @@
 
 The script is read from the solution notebook itself: its answer cells are the fixed
 functions, and each ``# BUG:`` marker gives the planted line that the release shows.
-Planting the bugs one at a time must fail exactly the check of that mistake, with
-its message, and leave every other check passing: one mistake costs one exercise.
+Planting the bugs one at a time must fail exactly the notebook's test cell of that
+mistake (run as nbgrader runs it, hidden tests included), with its message, and leave
+every other test cell passing: one mistake costs one exercise.
 Variants beyond the planted ones are small functions a student could write while
 fixing the script.
 """
@@ -15,62 +16,48 @@ import re
 import numpy as np
 import pytest
 
+import dqn_helpers.checks
 from dqn_helpers import keras, tf
 from dqn_helpers.blanks import BUG_MARKER, apply_bug
 from dqn_helpers.checks import debugging as checks
 from tests.conftest import REPO
 
 NOTEBOOK = REPO / "solutions" / "07_debugging" / "07_debugging.ipynb"
+CELLS = json.loads(NOTEBOOK.read_text())["cells"]
+SOURCES = {cell["metadata"]["nbgrader"]["grade_id"]: "".join(cell["source"]) for cell in CELLS if "nbgrader" in cell["metadata"]}
 SCRIPT_CELLS = ["build_model", "sample_batch", "compute_targets", "train_step"]
+# The notebook's graded test cells, hidden tests included: what nbgrader runs.
+TEST_CELLS = [
+    cell["metadata"]["nbgrader"]["grade_id"]
+    for cell in CELLS
+    if cell["cell_type"] == "code" and cell["metadata"].get("nbgrader", {}).get("grade")
+]
 
-# Each planted mistake: a piece of its line, the check that must catch it, key words of the message.
+# Each planted mistake: a piece of its line, the test cell that must catch it, key words of the message.
 PLANTED = {
-    "Conv2D(64, 3, 3": ("build_model", "convolution 3 .*strides \\(3, 3\\).*Conv2D takes \\(filters, kernel_size, strides"),
-    "states, rewards, actions": ("sample_batch", "`actions` hold the transitions' rewards.*unpacked in another order"),
-    "next_q_values.max()": ("per_sample", "max over the whole batch.*axis=1"),
-    "-1.0": ("terminal", "terminal targets are all -1.*y = r"),
-    "reduce_max": ("train_step", "max_a Q\\(s, a\\).*action the agent took"),
+    "Conv2D(64, 3, 3": ("build_model_architecture", "convolution 3 .*strides \\(3, 3\\).*Conv2D takes \\(filters, kernel_size, strides"),
+    "states, rewards, actions": ("sample_batch_fields", "`actions` hold the transitions' rewards.*unpacked in another order"),
+    "next_q_values.max()": ("compute_targets_per_sample", "max over the whole batch.*axis=1"),
+    "-1.0": ("compute_targets_terminal", "terminal targets are all -1.*y = r"),
+    "reduce_max": ("train_step_action_taken", "max_a Q\\(s, a\\).*action the agent took"),
 }
-
-
-def _cells() -> dict[str, str]:
-    cells = json.loads(NOTEBOOK.read_text())["cells"]
-    return {cell["metadata"]["nbgrader"]["grade_id"]: "".join(cell["source"]) for cell in cells if "nbgrader" in cell["metadata"]}
 
 
 def script(planted: tuple[str, ...] = ()) -> dict:
     """The script's functions, fixed except for the bugs whose line contains one of ``planted``."""
-    namespace = {"np": np, "keras": keras, "tf": tf, "layers": keras.layers, "collections": collections}
-    cells = _cells()
+    namespace = {"np": np, "keras": keras, "tf": tf, "layers": keras.layers, "collections": collections, "checks": dqn_helpers.checks}
     for name in SCRIPT_CELLS:
-        lines = [apply_bug(line) if any(bug in line.split(BUG_MARKER)[-1] for bug in planted) else line for line in cells[name].splitlines()]
+        lines = [apply_bug(line) if any(bug in line.split(BUG_MARKER)[-1] for bug in planted) else line for line in SOURCES[name].splitlines()]
         exec("\n".join(lines), namespace)  # noqa: S102 - the course's own notebook
     return namespace
 
 
-def run_checks(functions: dict, hidden: bool = False) -> dict[str, str | None]:
-    """Each check's failure message, or None where it passes."""
-    calls = {
-        "build_model": lambda: checks.check_build_model(functions["build_model"]),
-        "sample_batch": lambda: checks.check_sample_batch(functions["sample_batch"]),
-        "per_sample": lambda: checks.check_compute_targets_per_sample(functions["compute_targets"]),
-        "terminal": lambda: checks.check_compute_targets_terminal(functions["compute_targets"]),
-        "train_step": lambda: checks.check_train_step_action_taken(functions["train_step"], functions["compute_targets"]),
-    }
-    if hidden:
-        calls.update({
-            "build_model_hidden": lambda: checks.check_build_model(functions["build_model"], num_actions=9, input_shape=(2, 84, 84)),
-            "sample_batch_hidden": lambda: checks.check_sample_batch(functions["sample_batch"], size=11, batch_size=7, seed=3),
-            "per_sample_hidden": lambda: checks.check_compute_targets_per_sample(functions["compute_targets"], seed=1),
-            "terminal_hidden": lambda: checks.check_compute_targets_terminal(functions["compute_targets"], seed=2),
-            "train_step_hidden": lambda: checks.check_train_step_action_taken(
-                functions["train_step"], functions["compute_targets"], num_actions=5, batch_size=9, seed=3
-            ),
-        })  # fmt: skip
+def run_test_cells(namespace: dict) -> dict[str, str | None]:
+    """Each graded test cell's failure message, or None where it passes, run on the script in ``namespace``."""
     results = {}
-    for name, call in calls.items():
+    for name in TEST_CELLS:
         try:
-            call()
+            exec(SOURCES[name], namespace)  # noqa: S102 - the course's own notebook
             results[name] = None
         except AssertionError as error:
             results[name] = str(error)
@@ -78,15 +65,16 @@ def run_checks(functions: dict, hidden: bool = False) -> dict[str, str | None]:
 
 
 def test_the_notebook_plants_exactly_the_catalogued_mistakes():
-    """Check that the script's # BUG: markers are the five mistakes this file knows, one line each."""
-    bugs = [line.split(BUG_MARKER)[1] for name in SCRIPT_CELLS for line in _cells()[name].splitlines() if BUG_MARKER in line]
+    """Check that the script's # BUG: markers are the five mistakes this file knows, one line each, one per test cell."""
+    bugs = [line.split(BUG_MARKER)[1] for name in SCRIPT_CELLS for line in SOURCES[name].splitlines() if BUG_MARKER in line]
     assert len(bugs) == len(PLANTED)
     assert all(sum(key in bug for bug in bugs) == 1 for key in PLANTED)
+    assert sorted(cell for cell, _ in PLANTED.values()) == sorted(TEST_CELLS)
 
 
 def test_the_fixed_script_passes_every_check_visible_and_hidden():
-    """Check that the solution's functions pass all checks, including the hidden tests' variants."""
-    results = run_checks(script(), hidden=True)
+    """Check that the solution's functions pass every test cell, hidden tests included."""
+    results = run_test_cells(script())
     assert all(failure is None for failure in results.values()), results
 
 
@@ -94,7 +82,7 @@ def test_the_fixed_script_passes_every_check_visible_and_hidden():
 def test_each_planted_mistake_fails_its_own_check_only(bug):
     """Check that one planted bug fails its check with a message naming it, and no other check."""
     check, message = PLANTED[bug]
-    results = run_checks(script((bug,)))
+    results = run_test_cells(script((bug,)))
     assert results[check] is not None, f"the check {check} passed the planted bug {bug!r}"
     assert re.search(message, results[check]), results[check]
     assert {name for name, failure in results.items() if failure} == {check}, results
@@ -102,7 +90,7 @@ def test_each_planted_mistake_fails_its_own_check_only(bug):
 
 def test_the_released_script_fails_every_check():
     """Check that the script as students get it (every bug planted) fails all five checks, each with its message."""
-    results = run_checks(script(tuple(PLANTED)))
+    results = run_test_cells(script(tuple(PLANTED)))
     for check, message in PLANTED.values():
         assert results[check] and re.search(message, results[check]), results[check]
 
