@@ -157,31 +157,55 @@ def test_a_second_run_grades_only_what_changed(graded):
     assert all(float(row["score"]) == float(row["max_score"]) for row in rows)
 
 
+def _hold_at_start(notebook: Path, gate: Path, waiting: Path) -> None:
+    """Put a first cell in a hand-in that says it started, then waits while ``gate`` exists."""
+    content = json.loads(notebook.read_text())
+    source = (
+        "import pathlib, time\n"
+        f"pathlib.Path({str(waiting)!r}).touch()\n"
+        f"while pathlib.Path({str(gate)!r}).exists():\n"
+        "    time.sleep(0.05)\n"
+    )
+    content["cells"].insert(0, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source})
+    notebook.write_text(json.dumps(content, indent=1))
+
+
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     """Check that Ctrl-C stops the batch with nothing half-recorded, and the next run grades only the rest."""
-    course = tmp_path
+    course = tmp_path / "course"
     shutil.copytree(REPO / "solutions" / build.ASSIGNMENT, course / "solutions" / build.ASSIGNMENT)
     shutil.copy(REPO / "nbgrader_config.py", course)
-    students = ["ada", "bob"]
+    students = ["ada", "bob"]  # graded in this order, one at a time
     for student in students:
         shutil.copytree(FIXTURES / "correct", course / "submitted" / student)
+    # bob's kernel holds at its first cell while the gate exists: the interrupt comes when ada is
+    # graded and bob is under way, whatever the machine's speed (no race with bob finishing first).
+    gate, waiting = tmp_path / "gate", tmp_path / "bob-is-running"
+    gate.touch()
+    _hold_at_start(course / "submitted" / "bob" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb", gate, waiting)
     statuses = course / "grading" / build.ASSIGNMENT
-    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--no-progress"]
+    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--no-progress", "--jobs", "1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not list(statuses.glob("*.json")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 300
+        while not waiting.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert waiting.exists(), f"bob's grading never reached its first cell (grade exited with {process.poll()})"
+        assert list(statuses.glob("*.json")) == [statuses / "ada.json"], "ada must be graded before bob starts"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
     assert process.returncode != 0 and "run again to grade the rest" in stderr
     first = {path.name: path.stat().st_mtime_ns for path in statuses.glob("*.json")}
-    assert 1 <= len(first) < len(students), f"graded before the interrupt: {sorted(first)}"
+    assert set(first) == {"ada.json"}, f"graded before the interrupt: {sorted(first)}"
     assert not list((course / "grading").glob("worker-*.db"))
+    gate.unlink()
     result = _grade(course)
     assert result.returncode == 0, result.stderr
     after = {path.name: path.stat().st_mtime_ns for path in statuses.glob("*.json")}
     assert set(after) == {f"{student}.json" for student in students}
-    assert all(after[name] == first[name] for name in first), "a submission graded before the interrupt was graded again"
+    assert after["ada.json"] == first["ada.json"], "a submission graded before the interrupt was graded again"
     assert all(float(row["score"]) == float(row["max_score"]) for row in _rows(course))
 
 
