@@ -56,9 +56,10 @@ grade: $(INSTALLED)
 demo: $(INSTALLED)
 	$(BIN)/python -m dqn_helpers record --weights reference --output videos/demo.mp4
 
-## bench: training speed (ours against the naive tutorial loop) and replay memory at 1M transitions, as JSON
+## bench: training speed (ours, notebook 05's loop, the naive tutorial loop; the update along each compute path) and replay memory at 1M transitions, as JSON
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/train_speed.py --impl both --steps 4000
+	$(BIN)/python benchmarks/train_speed.py --impl updates
 	$(BIN)/python benchmarks/replay_memory.py --capacity 1000000
 
 ## reference: train the reference agent (2.8 hours on 2 cores; resumes from REFERENCE_DIR's checkpoint)

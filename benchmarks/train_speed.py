@@ -14,6 +14,18 @@ per implementation:
 - ``replay_bytes_per_transition`` and ``peak_rss_mb`` (this process's peak
   resident memory; each implementation runs in its own process).
 
+``--impl updates`` times the update alone (a Double DQN update of the Nature CNN,
+batch 32, Adam, ``--update-repeats`` per process after 5 untimed) along every path
+worth trying on a CPU: float32 and bfloat16 (Keras' ``mixed_bfloat16``, Q-values and
+loss in float32), each with XLA and as TensorFlow's graph (oneDNN's kernels); float32
+with oneDNN switched off (``TF_ENABLE_ONEDNN_OPTS=0``); TensorFlow's thread pools set
+by hand; and one forward pass of the online network over the 64 current and next
+states that Double DQN needs. Each path runs in its own process (the environment
+variables and thread settings only act before TensorFlow starts), ``--rounds`` times,
+interleaved, so that a machine whose speed drifts favours none. It prints one JSON
+line per path, then one that names the fastest and the path the learner takes by
+default on this CPU.
+
 ``--impl ours`` runs ``dqn_helpers.training.train`` itself, timing its learner and
 policy from outside. ``--impl naive`` is a faithful, self-contained copy of the loop
 that popular tutorials use (the keras.io Breakout example among them): float32
@@ -25,6 +37,7 @@ one run on the same machine.
 Usage:
     python benchmarks/train_speed.py                       # both, 2,000 steps each
     python benchmarks/train_speed.py --impl ours --steps 8000
+    python benchmarks/train_speed.py --impl updates       # the update alone, every path
 """
 
 from __future__ import annotations
@@ -39,7 +52,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections import deque
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -70,6 +85,99 @@ def common_fields(impl: str, steps: int, epsilon: float) -> dict[str, Any]:
         "tensorflow": tf.__version__,
         "python": platform.python_version(),
     }
+
+
+# --- updates: the update alone, along each compute path ------------------------------------------
+
+# name: (learner settings, environment variables, (intra-op, inter-op) threads or None, fused forward)
+UPDATE_PATHS: dict[str, tuple[dict[str, Any], dict[str, str], tuple[int, int] | None, bool]] = {
+    "float32_xla": ({"precision": "float32", "jit_compile": True}, {}, None, False),
+    "float32_graph": ({"precision": "float32", "jit_compile": False}, {}, None, False),
+    "bfloat16_graph": ({"precision": "bfloat16", "jit_compile": False}, {}, None, False),
+    "bfloat16_xla": ({"precision": "bfloat16", "jit_compile": True}, {}, None, False),
+    "float32_xla_no_onednn": ({"precision": "float32", "jit_compile": True}, {"TF_ENABLE_ONEDNN_OPTS": "0"}, None, False),
+    "float32_graph_no_onednn": ({"precision": "float32", "jit_compile": False}, {"TF_ENABLE_ONEDNN_OPTS": "0"}, None, False),
+    "float32_xla_threads_2_1": ({"precision": "float32", "jit_compile": True}, {}, (2, 1), False),
+    "float32_xla_fused_forward": ({"precision": "float32", "jit_compile": True}, {}, None, True),
+}
+
+
+def time_update_path(name: str, repeats: int) -> dict[str, Any]:
+    """Median milliseconds of one Double DQN update along one path (run in a fresh process)."""
+    settings, _, threads, fused = UPDATE_PATHS[name]
+    import tensorflow as tf
+
+    if threads is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(threads[0])
+        tf.config.threading.set_inter_op_parallelism_threads(threads[1])
+    from dqn_helpers.learner import DQNLearner, huber_loss, td_targets
+
+    class FusedForwardLearner(DQNLearner):
+        """Double DQN with one online forward pass over the current and next states together."""
+
+        def _train_step(self, states, actions, rewards, next_states, terminated, discounts):
+            batch = tf.shape(states)[0]
+            next_q_target = self.target_network(next_states, training=False)
+            variables = self.online_network.trainable_variables
+            with tf.GradientTape() as tape:
+                q_all = tf.cast(self.online_network(tf.concat([states, next_states], 0), training=True), tf.float32)
+                next_q_online = tf.stop_gradient(q_all[batch:])
+                targets = tf.stop_gradient(td_targets(rewards, terminated, next_q_target, discounts, next_q_online))
+                q_taken = tf.gather(q_all[:batch], actions, axis=1, batch_dims=1)
+                loss = tf.reduce_mean(huber_loss(targets - q_taken))
+            self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return loss, tf.reduce_mean(q_taken)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bfloat16 on a CPU without it warns: the point here is to time it
+        learner = (FusedForwardLearner if fused else DQNLearner)(4, double_dqn=True, **settings)
+    rng = np.random.default_rng(0)
+    batch = (
+        rng.integers(0, 256, (BATCH_SIZE, 4, 84, 84), dtype=np.uint8),
+        rng.integers(0, 4, BATCH_SIZE),
+        rng.choice([0.0, 1.0], BATCH_SIZE).astype(np.float32),
+        rng.integers(0, 256, (BATCH_SIZE, 4, 84, 84), dtype=np.uint8),
+        (rng.random(BATCH_SIZE) < 0.05).astype(np.float32),
+    )
+    for _ in range(5):  # tracing and compiling
+        learner.train_step(*batch)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        learner.train_step(*batch)
+        seconds.append(time.perf_counter() - start)
+    return {"path": name, **learner.compute_path, "median_ms": round(median_ms(seconds), 2)}
+
+
+def run_updates(rounds: int, repeats: int, paths: list[str]) -> None:
+    """Time each path ``rounds`` times, interleaved, each in its own process; print JSON lines."""
+    from dqn_helpers.learner import cpu_has_native_bfloat16, resolve_precision
+    from dqn_helpers.training import DQNConfig
+
+    per_path: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name in paths:
+            environment = UPDATE_PATHS[name][1]
+            command = [sys.executable, __file__, "--impl", "updates", "--update-path", name, "--update-repeats", str(repeats)]
+            done = subprocess.run(command, check=True, capture_output=True, text=True, env={**os.environ, **environment})
+            per_path[name].append(json.loads(done.stdout.strip().splitlines()[-1])["median_ms"])
+    for name, values in per_path.items():
+        settings, environment, threads, fused = UPDATE_PATHS[name]
+        print(json.dumps({
+            **common_fields("updates", 0, 0.0), "path": name, **settings, "environment": environment,
+            "threads": threads, "fused_forward": fused, "double_dqn": True, "repeats": repeats,
+            "median_ms": round(float(np.median(values)), 2), "rounds_ms": values,
+        }), flush=True)  # fmt: skip
+    medians = {name: float(np.median(values)) for name, values in per_path.items()}
+    # The path train() takes with its default settings on this CPU (XLA for float32, the graph for bfloat16).
+    precision = resolve_precision(DQNConfig().precision)
+    default = f"{precision}_{'xla' if precision == 'float32' else 'graph'}"
+    summary = {"impl": "updates", "cpu_native_bfloat16": cpu_has_native_bfloat16(), "fastest": min(medians, key=medians.get),
+               "fastest_ms": round(min(medians.values()), 2), "default_path": default}  # fmt: skip
+    if default in medians:
+        summary["default_ms"] = round(medians[default], 2)
+        summary["ceiling_steps_per_s_at_default"] = round(TRAIN_FREQUENCY / medians[default] * 1e3, 1)
+    print(json.dumps(summary), flush=True)
 
 
 # --- ours: dqn_helpers.training.train, timed from outside --------------------------------------
@@ -132,6 +240,7 @@ def run_ours(steps: int, warmup: int, epsilon: float, num_envs: int) -> dict[str
     replay = VectorReplayBuffer(config.buffer_size, num_envs)
     return {
         **common_fields("ours", steps, epsilon),
+        **learner.compute_path,
         "num_envs": num_envs,
         "steps_per_s": round(steps_per_s, 1),
         "update_ms": round(median_ms(update_seconds), 2),
@@ -140,6 +249,71 @@ def run_ours(steps: int, warmup: int, epsilon: float, num_envs: int) -> dict[str
         "fraction_of_ceiling": round(steps_per_s / (TRAIN_FREQUENCY / update_alone * 1e3), 3),
         "act_ms": round(median_ms([seconds for _, seconds in act_calls[first:]]), 2),
         "replay_bytes_per_transition": round(replay.nbytes / config.buffer_size, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+# --- student: notebook 05's train_loop, one game at a time --------------------------------------
+
+NOTEBOOK_05 = Path(__file__).resolve().parents[1] / "solutions" / "05_training_loop" / "05_training_loop.ipynb"
+
+
+def notebook_05_loop() -> dict[str, Any]:
+    """The names notebook 05's cells define for its run: TrainingLog and train_loop (the solution)."""
+    import csv
+
+    from tqdm.auto import tqdm
+
+    from dqn_helpers import schedules
+
+    cells = {
+        cell["metadata"]["nbgrader"]["grade_id"]: "".join(cell["source"])
+        for cell in json.loads(NOTEBOOK_05.read_text())["cells"]
+        if "nbgrader" in cell["metadata"]
+    }
+    namespace: dict[str, Any] = {"csv": csv, "time": time, "np": np, "tqdm": tqdm, "schedules": schedules}
+    for grade_id in ("training_log", "train_loop"):
+        exec(compile(cells[grade_id], f"{NOTEBOOK_05.name}:{grade_id}", "exec"), namespace)
+    return namespace
+
+
+def run_student(steps: int, warmup: int, epsilon: float) -> dict[str, Any]:
+    """Notebook 05's own loop (the solution of its exercise), with the parts notebook 05 gives it."""
+    from dqn_helpers.envs import make_env
+    from dqn_helpers.learner import DQNLearner
+    from dqn_helpers.policies import QPolicy
+    from dqn_helpers.replay import ReplayBuffer
+    from dqn_helpers.training import DQNConfig
+
+    update_calls: list[tuple[float, float]] = []
+    act_calls: list[tuple[float, float]] = []
+    DQNLearner.train_step = timed(DQNLearner.train_step, update_calls)
+    QPolicy.act = timed(QPolicy.act, act_calls)
+    notebook = notebook_05_loop()
+    config = DQNConfig(
+        num_envs=1, total_steps=warmup + steps, buffer_size=100_000, learning_starts=BATCH_SIZE + 1,
+        train_frequency=TRAIN_FREQUENCY, batch_size=BATCH_SIZE, epsilon_start=epsilon, epsilon_end=epsilon,
+    )  # fmt: skip
+    env = make_env(config.game, training=True)
+    learner = DQNLearner(int(env.action_space.n), precision=config.precision)
+    with tempfile.TemporaryDirectory() as run_dir:
+        log = notebook["TrainingLog"](Path(run_dir))
+        notebook["train_loop"](config, env, learner, ReplayBuffer(config.buffer_size), QPolicy(learner.online_network),
+                               np.random.default_rng(0), log, progress=False)  # fmt: skip
+        log.close()
+    env.close()
+    # One act call per agent step: time from the first step after the warm-up to the last one.
+    steps_per_s = (len(act_calls) - 1 - warmup) / (act_calls[-1][0] - act_calls[warmup][0])
+    update_ms = median_ms([seconds for _, seconds in update_calls[(warmup - BATCH_SIZE) // TRAIN_FREQUENCY:]])
+    return {
+        **common_fields("student", steps, epsilon),
+        **learner.compute_path,
+        "num_envs": 1,
+        "steps_per_s": round(steps_per_s, 1),
+        "update_ms": round(update_ms, 2),
+        "ceiling_steps_per_s": round(TRAIN_FREQUENCY / update_ms * 1e3, 1),
+        "fraction_of_ceiling": round(steps_per_s / (TRAIN_FREQUENCY / update_ms * 1e3), 3),
+        "act_ms": round(median_ms([seconds for _, seconds in act_calls[warmup:]]), 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
@@ -258,24 +432,41 @@ def main() -> None:
     from dqn_helpers.training import DQNConfig
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--impl", choices=["ours", "naive", "both"], default="both")
+    parser.add_argument("--impl", choices=["ours", "naive", "student", "both", "updates"], default="both")
+    parser.add_argument("--rounds", type=int, default=2, help="--impl updates: times each path is measured, interleaved")
+    parser.add_argument("--update-repeats", type=int, default=40, help="--impl updates: updates timed per process")
+    parser.add_argument("--paths", default=",".join(UPDATE_PATHS), help="--impl updates: the paths to time, comma-separated")
+    parser.add_argument("--update-path", choices=sorted(UPDATE_PATHS), help=argparse.SUPPRESS)  # one path, in a child
     parser.add_argument("--steps", type=int, default=2_000, help="agent steps timed")
     parser.add_argument("--warmup", type=int, default=400, help="agent steps before the timing starts (tracing, compilation)")
     parser.add_argument("--epsilon", type=float, default=0.05, help="fixed exploration rate (0.05: most actions greedy)")
     parser.add_argument("--num-envs", type=int, default=DQNConfig().num_envs, help="games played at once (ours)")
     args = parser.parse_args()
+    if args.impl == "updates":
+        if args.update_path:
+            print(json.dumps(time_update_path(args.update_path, args.update_repeats)), flush=True)
+        else:
+            paths = args.paths.split(",")
+            unknown = sorted(set(paths) - set(UPDATE_PATHS))
+            if unknown or args.rounds < 1 or args.update_repeats < 1:
+                parser.error(f"--paths must name paths of {sorted(UPDATE_PATHS)} and --rounds, --update-repeats be "
+                             f"positive; got unknown {unknown}, {args.rounds}, {args.update_repeats}")  # fmt: skip
+            run_updates(args.rounds, args.update_repeats, paths)
+        return
     if args.steps <= 0:
         parser.error(f"--steps must be positive, got {args.steps}")
     if args.warmup < BATCH_SIZE + args.num_envs:
         parser.error(f"--warmup must be at least batch size + num_envs ({BATCH_SIZE + args.num_envs}), got {args.warmup}")
     if args.impl == "both":
-        for impl in ("naive", "ours"):
+        for impl in ("naive", "student", "ours"):
             command = [sys.executable, __file__, "--impl", impl, "--steps", str(args.steps), "--warmup", str(args.warmup),
                        "--epsilon", str(args.epsilon), "--num-envs", str(args.num_envs)]  # fmt: skip
             subprocess.run(command, check=True)
         return
     if args.impl == "ours":
         result = run_ours(args.steps, args.warmup, args.epsilon, args.num_envs)
+    elif args.impl == "student":
+        result = run_student(args.steps, args.warmup, args.epsilon)
     else:
         result = run_naive(args.steps, args.warmup, args.epsilon)
     print(json.dumps(result), flush=True)

@@ -16,14 +16,59 @@ network value it, which removes most of the max operator's overestimation.
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from dqn_helpers._tensorflow import keras, tf
-from dqn_helpers.networks import nature_cnn
+from dqn_helpers.networks import PRECISIONS, nature_cnn
 
-__all__ = ["DQNLearner", "TrainStepResult", "huber_loss", "td_targets"]
+__all__ = ["DQNLearner", "TrainStepResult", "cpu_has_native_bfloat16", "huber_loss", "resolve_precision", "td_targets"]
+
+# CPU flags (Linux's /proc/cpuinfo names) of instructions that compute bfloat16 products natively.
+NATIVE_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_native_bfloat16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """Tell whether this CPU multiplies bfloat16 natively (AVX512_BF16 or AMX_BF16).
+
+    Without them, oneDNN emulates bfloat16 and a bfloat16 update is several times
+    slower than a float32 one (``benchmarks/train_speed.py --updates`` measures it).
+    Where the flags cannot be read (not Linux), the answer is False: float32 is the
+    safe choice.
+
+    Args:
+        cpuinfo: The file that lists the CPU's flags.
+
+    Example:
+        >>> cpu_has_native_bfloat16("/no/such/file")
+        False
+    """
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+    return any(flag in flags for flag in NATIVE_BFLOAT16_FLAGS)
+
+
+def resolve_precision(precision: str) -> str:
+    """The compute precision a setting asks for: ``"auto"`` is bfloat16 where the CPU has it natively, else float32.
+
+    Raises:
+        ValueError: If ``precision`` is none of ``"auto"``, ``"float32"``, ``"bfloat16"``.
+
+    Example:
+        >>> resolve_precision("float32")
+        'float32'
+    """
+    if precision == "auto":
+        return "bfloat16" if cpu_has_native_bfloat16() else "float32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be 'auto' or one of {sorted(PRECISIONS)}, got {precision!r}")
+    return precision
 
 
 def td_targets(
@@ -125,6 +170,13 @@ class DQNLearner:
         adam_epsilon: Adam's epsilon (Dopamine and CleanRL use 1.5e-4 / 1e-8 scaled
             to the loss; larger is steadier with sparse rewards).
         input_shape: Shape of one state.
+        precision: Compute precision of the networks' hidden layers: ``"float32"``,
+            ``"bfloat16"`` (Q-values, targets and the loss stay float32; weights too),
+            or ``"auto"`` (:func:`resolve_precision`).
+        jit_compile: Compile the update with XLA. ``None`` chooses by precision:
+            XLA for float32 (fastest measured on our CPUs), TensorFlow's graph with
+            oneDNN's kernels for bfloat16 (XLA on CPU computes bfloat16 convolutions
+            in float32 with casts around them).
 
     Example:
         >>> learner = DQNLearner(num_actions=4)
@@ -144,6 +196,8 @@ class DQNLearner:
         double_dqn: bool = False,
         adam_epsilon: float = 1.5e-4,
         input_shape: tuple[int, int, int] = (4, 84, 84),
+        precision: str = "float32",
+        jit_compile: bool | None = None,
     ):
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
@@ -151,21 +205,34 @@ class DQNLearner:
             raise ValueError(f"learning_rate must be positive, got {learning_rate}")
         self.gamma = gamma
         self.double_dqn = double_dqn
-        self.online_network = nature_cnn(num_actions, input_shape=input_shape, name="online_network")
-        self.target_network = nature_cnn(num_actions, input_shape=input_shape, name="target_network")
+        self.precision = resolve_precision(precision)
+        self.jit_compile = self.precision == "float32" if jit_compile is None else bool(jit_compile)
+        if self.precision == "bfloat16" and not cpu_has_native_bfloat16():
+            warnings.warn(
+                "this CPU has no native bfloat16 (AVX512_BF16 or AMX_BF16): bfloat16 updates will be several times "
+                "slower than float32 ones; use precision='float32' or 'auto'",
+                stacklevel=2,
+            )
+        self.online_network = nature_cnn(num_actions, input_shape=input_shape, name="online_network", precision=self.precision)
+        self.target_network = nature_cnn(num_actions, input_shape=input_shape, name="target_network", precision=self.precision)
         self.target_network.trainable = False
         self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate, epsilon=adam_epsilon)
         self.optimizer.build(self.online_network.trainable_variables)
         self.sync_target()
         batch_states = tf.TensorSpec((None, *input_shape), tf.uint8)
         batch_vector = tf.TensorSpec((None,), tf.float32)
-        # XLA compiles the whole update (both forward passes, backward pass, Adam) into one
-        # program: 27-32 ms against 37-40 ms for TensorFlow's op-by-op graph on a 2-core CPU.
+        # XLA compiles the whole float32 update (forward passes, backward pass, Adam) into one
+        # program; benchmarks/train_speed.py --updates measures it against the other paths.
         self._compiled_step = tf.function(
             self._train_step,
             input_signature=[batch_states, tf.TensorSpec((None,), tf.int64), batch_vector, batch_states, batch_vector, batch_vector],
-            jit_compile=True,
+            jit_compile=self.jit_compile,
         )
+
+    @property
+    def compute_path(self) -> dict[str, object]:
+        """How updates are computed here: precision, XLA or not, and whether the CPU has native bfloat16."""
+        return {"precision": self.precision, "xla": self.jit_compile, "cpu_native_bfloat16": cpu_has_native_bfloat16()}
 
     def sync_target(self) -> None:
         """Copy the online weights into the target network."""
@@ -205,7 +272,8 @@ class DQNLearner:
         targets = tf.stop_gradient(td_targets(rewards, terminated, next_q_target, discounts, next_q_online))
         variables = self.online_network.trainable_variables
         with tf.GradientTape() as tape:
-            q_taken = tf.gather(self.online_network(states, training=True), actions, axis=1, batch_dims=1)
+            q_values = tf.cast(self.online_network(states, training=True), tf.float32)  # float32 in both precisions
+            q_taken = tf.gather(q_values, actions, axis=1, batch_dims=1)
             loss = tf.reduce_mean(huber_loss(targets - q_taken))
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss, tf.reduce_mean(q_taken)

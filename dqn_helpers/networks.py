@@ -16,6 +16,10 @@ head       4, linear                      512x4+4 = 2,052
 =========  =============================  ==============
 
 1,686,180 parameters in all for Breakout's 4 actions.
+
+With ``precision="bfloat16"`` every layer but the head computes in bfloat16
+(Keras' ``mixed_bfloat16`` policy): weights stay float32, and the Q-values come out
+in float32, so saved weights and the loss are the same in both precisions.
 """
 
 from __future__ import annotations
@@ -25,23 +29,34 @@ from pathlib import Path
 
 from dqn_helpers._tensorflow import keras
 
-__all__ = ["load_q_network", "nature_cnn"]
+__all__ = ["PRECISIONS", "load_q_network", "nature_cnn"]
+
+# The compute precisions of the network's hidden layers, and the Keras dtype policy of each.
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
-def nature_cnn(num_actions: int, *, input_shape: tuple[int, int, int] = (4, 84, 84), name: str = "q_network") -> keras.Model:
+def nature_cnn(
+    num_actions: int,
+    *,
+    input_shape: tuple[int, int, int] = (4, 84, 84),
+    name: str = "q_network",
+    precision: str = "float32",
+) -> keras.Model:
     """Build the Nature DQN convolutional Q-network.
 
     Args:
         num_actions: Number of discrete actions: one Q-value output each.
         input_shape: Shape of one state, channels (stacked frames) first.
         name: The model's name.
+        precision: ``"float32"``, or ``"bfloat16"`` for the hidden layers (the
+            Q-value head and every weight stay float32).
 
     Returns:
         A Keras functional model mapping ``uint8`` states ``(batch, 4, 84, 84)`` to
         Q-values ``(batch, num_actions)``.
 
     Raises:
-        ValueError: If ``num_actions`` is not positive.
+        ValueError: If ``num_actions`` is not positive or ``precision`` unknown.
 
     Example:
         >>> model = nature_cnn(4)
@@ -52,17 +67,20 @@ def nature_cnn(num_actions: int, *, input_shape: tuple[int, int, int] = (4, 84, 
     """
     if num_actions <= 0:
         raise ValueError(f"num_actions must be positive, got {num_actions}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     num_actions = int(num_actions)  # gymnasium's action_space.n is a NumPy integer, which Dense rejects
     layers = keras.layers
+    hidden = PRECISIONS[precision]  # 0-255 are exact in bfloat16, so the frames lose nothing before scaling
     states = keras.Input(shape=input_shape, dtype="uint8", name="states")
-    x = layers.Permute((2, 3, 1), name="channels_last")(states)
-    x = layers.Rescaling(1.0 / 255.0, name="scale")(x)
-    x = layers.Conv2D(32, 8, strides=4, activation="relu", name="conv1")(x)
-    x = layers.Conv2D(64, 4, strides=2, activation="relu", name="conv2")(x)
-    x = layers.Conv2D(64, 3, strides=1, activation="relu", name="conv3")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(512, activation="relu", name="dense")(x)
-    q_values = layers.Dense(num_actions, name="q_values")(x)
+    x = layers.Permute((2, 3, 1), name="channels_last", dtype=hidden)(states)
+    x = layers.Rescaling(1.0 / 255.0, name="scale", dtype=hidden)(x)
+    x = layers.Conv2D(32, 8, strides=4, activation="relu", name="conv1", dtype=hidden)(x)
+    x = layers.Conv2D(64, 4, strides=2, activation="relu", name="conv2", dtype=hidden)(x)
+    x = layers.Conv2D(64, 3, strides=1, activation="relu", name="conv3", dtype=hidden)(x)
+    x = layers.Flatten(name="flatten", dtype=hidden)(x)
+    x = layers.Dense(512, activation="relu", name="dense", dtype=hidden)(x)
+    q_values = layers.Dense(num_actions, name="q_values", dtype="float32")(x)
     return keras.Model(states, q_values, name=name)
 
 

@@ -8,8 +8,9 @@ background thread while the learner makes the updates that are due, so emulation
 costs little next to learning (``benchmarks/train_speed.py`` measures it). Around
 that loop it keeps what a long run needs:
 
-- ``run_dir/config.json``: the settings of the run, and under ``"fixed"`` what
-  every run does that the settings do not vary (network, loss, preprocessing...).
+- ``run_dir/config.json``: the settings of the run, under ``"fixed"`` what
+  every run does that the settings do not vary (network, loss, preprocessing...),
+  and under ``"compute"`` how this machine computed the updates (precision, XLA).
 - ``run_dir/episodes.csv``: one row per full game: the true score (not clipped),
   its length in agent steps (counting the FIRE and no-op steps the wrappers take
   after each lost life) and the epsilon of its last action.
@@ -99,6 +100,9 @@ class DQNConfig:
     epsilon_end: float = _setting(0.01, "exploration rate after the decay")
     epsilon_decay_steps: int = _setting(1_000_000, "agent steps over which epsilon decays linearly")
     sticky_action_probability: float = _setting(0.0, "chance per frame of repeating the last action")
+    precision: str = _setting(
+        "float32", "compute precision of the hidden layers: float32, bfloat16, or auto (bfloat16 where the CPU has it natively)"
+    )
     log_interval: int = _setting(1_000, "agent steps between two rows of losses.csv")
     checkpoint_interval: int = _setting(100_000, "agent steps between two checkpoints")
 
@@ -121,6 +125,8 @@ class DQNConfig:
                 f"({self.batch_size} + {self.num_envs}): the first update draws a batch from the transitions "
                 "stored before the vector step under way"
             )
+        if self.precision not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', got {self.precision!r}")
         for name in ("epsilon_start", "epsilon_end", "gamma", "sticky_action_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -173,6 +179,7 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
         gamma=config.gamma,
         double_dqn=config.double_dqn,
         adam_epsilon=config.adam_epsilon,
+        precision=config.precision,
     )
     policy = QPolicy(learner.online_network)
     replay = VectorReplayBuffer(config.buffer_size, config.num_envs, n_step=config.n_step, gamma=config.gamma)
@@ -180,7 +187,8 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
     counters = {"step": 0, "episodes": 0, "hours": 0.0}
     if resuming:
         counters = _load_checkpoint(run_dir, learner, replay, rng)
-    config_record = {**dataclasses.asdict(config), "fixed": FIXED_CHOICES}
+    # "compute" says which path ran on this machine (precision "auto" depends on the CPU).
+    config_record = {**dataclasses.asdict(config), "fixed": FIXED_CHOICES, "compute": learner.compute_path}
     (run_dir / "config.json").write_text(json.dumps(config_record, indent=2) + "\n")
     episode_log = _CsvLog(run_dir / "episodes.csv", EPISODE_FIELDS, after_step=counters["step"])
     loss_log = _CsvLog(run_dir / "losses.csv", LOSS_FIELDS, after_step=counters["step"])

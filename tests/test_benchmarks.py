@@ -76,3 +76,24 @@ def test_grading_speed_reports_the_batch():
     assert result["all_full_marks"] is True
     assert result["batch_seconds"] >= result["notebook_seconds_mean"]["01_q_learning"] > 0
     assert result["seconds_per_complete_submission"] == result["batch_seconds"]
+
+
+def test_train_speed_times_the_students_loop():
+    """Notebook 05's own train_loop, read from the solution notebook, runs and is timed against its ceiling."""
+    (result,) = run_script("train_speed.py", "--impl", "student", "--steps", "64", "--warmup", "64")
+    assert result["impl"] == "student" and result["num_envs"] == 1
+    assert result["precision"] == "float32" and result["xla"] is True
+    for field in ("steps_per_s", "update_ms", "ceiling_steps_per_s", "act_ms"):
+        assert result[field] > 0, field
+    assert result["fraction_of_ceiling"] == pytest.approx(result["steps_per_s"] / result["ceiling_steps_per_s"], abs=0.002)
+
+
+def test_train_speed_times_update_paths_each_in_its_own_process():
+    """Two paths, one round: a line per path with its settings, then the summary naming the faster one."""
+    paths = "float32_graph,float32_xla_no_onednn"
+    *lines, summary = run_script("train_speed.py", "--impl", "updates", "--paths", paths, "--rounds", "1", "--update-repeats", "3")
+    assert [line["path"] for line in lines] == paths.split(",")
+    assert lines[0]["jit_compile"] is False and lines[1]["environment"] == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    assert all(line["median_ms"] > 0 and len(line["rounds_ms"]) == 1 for line in lines)
+    assert summary["fastest"] == min(lines, key=lambda line: line["median_ms"])["path"]
+    assert summary["default_path"] == "float32_xla" and "default_ms" not in summary  # not among the paths timed

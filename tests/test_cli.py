@@ -205,7 +205,8 @@ def test_train_tiny_run(tmp_path, capsys):
     config = json.loads((run_dir / "config.json").read_text())
     given = {"total_steps": 96, "learning_starts": 32, "batch_size": 8, "buffer_size": 300, "log_interval": 32,
              "checkpoint_interval": 1000, "epsilon_decay_steps": 50, "learning_rate": 0.0005, "double_dqn": True}  # fmt: skip
-    assert config == {**dataclasses.asdict(DQNConfig()), **given, "fixed": FIXED_CHOICES}
+    assert config == {**dataclasses.asdict(DQNConfig()), **given, "fixed": FIXED_CHOICES, "compute": config["compute"]}
+    assert config["compute"]["precision"] == "float32"
     assert (run_dir / "q_network.weights.h5").is_file()
     # Updates at 32, 36, ..., 96 are logged at 32, 64 and 96.
     assert [line.split(",")[0] for line in (run_dir / "losses.csv").read_text().splitlines()[1:]] == ["32", "64", "96"]

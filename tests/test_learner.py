@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from dqn_helpers._tensorflow import tf
-from dqn_helpers.learner import DQNLearner, TrainStepResult, huber_loss, td_targets
+from dqn_helpers import learner as learner_module
+from dqn_helpers.learner import DQNLearner, TrainStepResult, cpu_has_native_bfloat16, huber_loss, resolve_precision, td_targets
 from dqn_helpers.replay import ReplayBuffer
 
 NUM_ACTIONS = 4
@@ -485,3 +486,58 @@ def test_a_rejected_set_state_changes_nothing(learner, other_learner):
     with pytest.raises(ValueError, match="does not fit"):
         other_learner.set_state(state)
     assert_weights_equal(weights(other_learner.online_network), before)
+
+
+# --- compute path: precision and XLA ----------------------------------------------------------
+
+ZEN4_FLAGS = "flags\t\t: fpu sse2 avx avx2 avx512f avx512_bf16 avx512_vnni\n"
+ZEN1_FLAGS = "flags\t\t: fpu sse2 avx avx2 fma\n"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "native"),
+    [
+        (ZEN4_FLAGS * 2, True),  # one flags line per core
+        ("flags\t\t: fpu avx2 amx_bf16 amx_tile\n", True),
+        (ZEN1_FLAGS, False),
+        ("flags\t\t: fpu avx512f avx512_bf16x\n", False),  # a longer flag is not the flag
+    ],
+)
+def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path, cpuinfo, native):
+    path = tmp_path / "cpuinfo"
+    path.write_text("processor\t: 0\n" + cpuinfo)
+    assert cpu_has_native_bfloat16(path) is native
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bfloat16"), (False, "float32")])
+def test_auto_precision_takes_bfloat16_only_where_native(monkeypatch, native, expected):
+    monkeypatch.setattr(learner_module, "cpu_has_native_bfloat16", lambda: native)
+    assert resolve_precision("auto") == expected
+    assert resolve_precision("float32") == "float32" and resolve_precision("bfloat16") == "bfloat16"
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match=r"precision must be 'auto' or one of \['bfloat16', 'float32'\], got 'fp16'"):
+        DQNLearner(NUM_ACTIONS, precision="fp16")
+
+
+def test_default_compute_path_is_float32_with_xla(learner):
+    assert learner.compute_path == {"precision": "float32", "xla": True, "cpu_native_bfloat16": cpu_has_native_bfloat16()}
+
+
+def test_bfloat16_learner_warns_without_native_support_and_learns_like_float32(monkeypatch, learner):
+    """The bfloat16 update (oneDNN's graph, no XLA) makes the same progress on a batch as the float32 one."""
+    monkeypatch.setattr(learner_module, "cpu_has_native_bfloat16", lambda: False)
+    with pytest.warns(UserWarning, match="no native bfloat16"):
+        half = DQNLearner(NUM_ACTIONS, learning_rate=1e-3, gamma=GAMMA, precision="bfloat16")
+    assert half.compute_path["precision"] == "bfloat16" and half.compute_path["xla"] is False
+    half.set_state(learner.get_state())  # the same float32 weights and optimizer state
+    states, actions, rewards, next_states, terminated = make_batch(seed=4)
+    full_losses, half_losses = [], []
+    for _ in range(8):
+        full_losses.append(learner.train_step(states, actions, rewards, next_states, terminated).loss)
+        half_losses.append(half.train_step(states, actions, rewards, next_states, terminated).loss)
+    assert isinstance(half_losses[0], float)
+    # bfloat16 rounds each product to 8 significant bits: the two paths drift apart by a few per cent of the start.
+    np.testing.assert_allclose(half_losses, full_losses, rtol=0.05, atol=0.03 * full_losses[0])
+    assert half_losses[-1] < 0.5 * half_losses[0]

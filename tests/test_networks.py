@@ -167,3 +167,24 @@ def test_load_q_network_with_wrong_action_count_raises(model, tmp_path):
     model.save_weights(path)
     with pytest.raises(ValueError, match="do not fit a Nature CNN with 6 actions"):
         load_q_network(path, 6)
+
+
+# --- precision ------------------------------------------------------------------------------
+
+
+def test_bfloat16_network_keeps_float32_weights_and_q_values(model, states):
+    """The hidden layers compute in bfloat16; the weights (what checkpoints hold) and Q-values stay float32."""
+    half = nature_cnn(NUM_ACTIONS, precision="bfloat16")
+    assert {w.dtype for w in half.weights} == {"float32"}
+    assert half.get_layer("conv1").compute_dtype == "bfloat16"
+    assert half.get_layer("q_values").compute_dtype == "float32"
+    half.set_weights(model.get_weights())
+    q_full, q_half = model(states).numpy(), half(states).numpy()
+    assert q_half.dtype == np.float32
+    # bfloat16 keeps 8 significant bits: the Q-values agree to a few per cent of their spread.
+    assert np.max(np.abs(q_half - q_full)) < 0.05 * np.ptp(q_full) + 1e-3
+
+
+def test_unknown_precision_raises():
+    with pytest.raises(ValueError, match=r"precision must be one of \['bfloat16', 'float32'\], got 'float16'"):
+        nature_cnn(NUM_ACTIONS, precision="float16")

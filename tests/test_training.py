@@ -22,7 +22,7 @@ import pytest
 import dqn_helpers.envs as envs
 import dqn_helpers.training as training
 from dqn_helpers.envs import make_env  # the real one, imported before any test patches envs.make_env
-from dqn_helpers.learner import DQNLearner
+from dqn_helpers.learner import DQNLearner, cpu_has_native_bfloat16
 from dqn_helpers.networks import load_q_network
 from dqn_helpers.schedules import linear_schedule
 from dqn_helpers.training import DQNConfig, TrainSummary, train
@@ -214,6 +214,7 @@ def base_run(tmp_path_factory):
         ({"epsilon_start": -0.1}, r"epsilon_start must be in \[0, 1\]"),
         ({"epsilon_end": 2.0}, r"epsilon_end must be in \[0, 1\]"),
         ({"sticky_action_probability": 1.01}, r"sticky_action_probability must be in \[0, 1\]"),
+        ({"precision": "float16"}, "precision must be 'auto', 'float32' or 'bfloat16', got 'float16'"),
     ],
 )
 def test_config_validation(overrides, message):
@@ -438,9 +439,11 @@ def test_run_folder_contents(base_run):
 
 
 def test_config_json_holds_the_settings(base_run):
-    """config.json is the run's DQNConfig, with the fixed choices beside it."""
+    """config.json is the run's DQNConfig, with the fixed choices and the compute path of this machine beside it."""
     _, run_dir, _ = base_run
-    assert json.loads((run_dir / "config.json").read_text()) == {**dataclasses.asdict(TINY), "fixed": training.FIXED_CHOICES}
+    compute = {"precision": "float32", "xla": True, "cpu_native_bfloat16": cpu_has_native_bfloat16()}
+    record = json.loads((run_dir / "config.json").read_text())
+    assert record == {**dataclasses.asdict(TINY), "fixed": training.FIXED_CHOICES, "compute": compute}
 
 
 def test_episodes_csv_logs_full_games(base_run):
