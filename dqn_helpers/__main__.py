@@ -49,7 +49,8 @@ def _train(args: argparse.Namespace) -> None:
     from dqn_helpers.training import DQNConfig, train
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(DQNConfig) if getattr(args, f.name) is not None}
-    summary = train(DQNConfig(**overrides), args.run_dir, progress=not args.no_progress)
+    config = DQNConfig.preset(args.preset, **overrides) if args.preset else DQNConfig(**overrides)
+    summary = train(config, args.run_dir, progress=not args.no_progress)
     print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in summary._asdict().items()}))
 
 
@@ -136,6 +137,7 @@ def _grade(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m dqn_helpers``."""
     from dqn_helpers.evaluation import EVAL_EPSILON, EVAL_MAX_EPISODE_FRAMES
+    from dqn_helpers.training import PRESETS
 
     parser = argparse.ArgumentParser(prog="python -m dqn_helpers", description="Train, evaluate and record DQN agents on Atari.")
     parser.add_argument("--version", action="version", version=dqn_helpers.__version__)
@@ -144,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser = commands.add_parser("train", help="train a DQN agent (resumes from --run-dir's checkpoint)")
     train_parser.add_argument("--run-dir", type=Path, default=Path("runs/breakout"), help="folder for logs, checkpoints, weights")
     train_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train_parser.add_argument(
+        "--preset", choices=sorted(PRESETS), help="start from a named preset (short: learns within minutes on a CPU); flags override it"
+    )
     _add_config_flags(train_parser)
     train_parser.set_defaults(run=_train)
 

@@ -18,7 +18,7 @@ from dqn_helpers.training import EPISODE_FIELDS
 
 __all__ = ["moving_average", "plot_learning_curves", "read_episodes", "save_learning_curve"]
 
-_X_LABELS = {"step": "agent steps (x4 frames)", "hours": "wall-clock hours of training"}
+_X_LABELS = {"step": "agent steps (x4 frames)", "hours": "wall-clock hours of training", "minutes": "wall-clock minutes of training"}
 
 
 def read_episodes(path: str | Path) -> dict[str, np.ndarray]:
@@ -75,7 +75,7 @@ def plot_learning_curves(
 
     Args:
         runs: Label -> run folder, ``episodes.csv`` path, or what :func:`read_episodes` returned.
-        x: ``"step"`` (agent steps) or ``"hours"`` (wall-clock hours).
+        x: ``"step"`` (agent steps), ``"hours"`` or ``"minutes"`` (wall-clock time).
         window: Games in the trailing mean.
         ax: Matplotlib axes to draw on (a new figure's if None).
 
@@ -93,8 +93,9 @@ def plot_learning_curves(
         _, ax = plt.subplots(figsize=(7, 4))
     for label, run in runs.items():
         episodes = run if isinstance(run, dict) else read_episodes(run)
-        (line,) = ax.plot(episodes[x], moving_average(episodes["return"], window), label=f"{label} (mean of {window} games)")
-        ax.scatter(episodes[x], episodes["return"], s=2, alpha=0.15, color=line.get_color())
+        xs = episodes["hours"] * 60 if x == "minutes" else episodes[x]
+        (line,) = ax.plot(xs, moving_average(episodes["return"], window), label=f"{label} (mean of {window} games)")
+        ax.scatter(xs, episodes["return"], s=2, alpha=0.15, color=line.get_color())
     if x == "step":
         from matplotlib.ticker import EngFormatter
 
@@ -106,14 +107,17 @@ def plot_learning_curves(
     return ax
 
 
-def save_learning_curve(run: str | Path, path: str | Path, *, label: str = "DQN", window: int = 100) -> Path:
-    """Draw a run's curve against agent steps and against hours, side by side, into an image file.
+def save_learning_curve(
+    run: str | Path, path: str | Path, *, label: str = "DQN", window: int = 100, time: str = "hours"
+) -> Path:
+    """Draw a run's curve against agent steps and against wall-clock time, side by side, into an image file.
 
     Args:
         run: Run folder or ``episodes.csv`` path.
         path: Image file to write (``.png``).
         label: The run's name in the legend.
         window: Games in the trailing mean.
+        time: ``"hours"`` or ``"minutes"``, the unit of the right-hand plot.
 
     Returns:
         The path written.
@@ -123,15 +127,17 @@ def save_learning_curve(run: str | Path, path: str | Path, *, label: str = "DQN"
     """
     from matplotlib.figure import Figure  # not pyplot: no window, and a notebook's backend is left alone
 
+    if time not in ("hours", "minutes"):
+        raise ValueError(f"time must be 'hours' or 'minutes', got {time!r}")
     episodes = read_episodes(run)
     if episodes["return"].size == 0:
         raise ValueError(f"no game has been logged in {run} yet: nothing to plot")
     figure = Figure(figsize=(12, 4.2))
     axes = figure.subplots(1, 2, sharey=True)
-    for ax, x in zip(axes, _X_LABELS):
+    for ax, x in zip(axes, ("step", time)):
         plot_learning_curves({label: episodes}, x=x, window=window, ax=ax)
-    figure.suptitle(f"{label}: {int(episodes['step'][-1]):,} agent steps, {episodes['hours'][-1]:.2f} hours, "
-                    f"{episodes['return'].size:,} games")  # fmt: skip
+    duration = f"{episodes['hours'][-1]:.2f} hours" if time == "hours" else f"{episodes['hours'][-1] * 60:.1f} minutes"
+    figure.suptitle(f"{label}: {int(episodes['step'][-1]):,} agent steps, {duration}, {episodes['return'].size:,} games")
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

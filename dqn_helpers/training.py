@@ -43,7 +43,7 @@ from dqn_helpers.policies import QPolicy
 from dqn_helpers.replay import VectorReplayBuffer
 from dqn_helpers.schedules import linear_schedule
 
-__all__ = ["DQNConfig", "FIXED_CHOICES", "TrainSummary", "export_weights", "train"]
+__all__ = ["DQNConfig", "FIXED_CHOICES", "PRESETS", "TrainSummary", "export_weights", "train"]
 
 EPISODE_FIELDS = ("step", "episode", "return", "length", "epsilon", "hours")
 LOSS_FIELDS = ("step", "loss", "mean_q", "steps_per_s")
@@ -135,6 +135,50 @@ class DQNConfig:
     def docs(cls) -> dict[str, str]:
         """Each field's one-line description, with its unit."""
         return {f.name: f.metadata["doc"] for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> DQNConfig:
+        """A named set of settings from :data:`PRESETS`, with any field overridden.
+
+        Args:
+            name: A key of :data:`PRESETS`, e.g. ``"short"``.
+            **overrides: Fields to set on top of the preset.
+
+        Raises:
+            ValueError: If there is no such preset, or the settings are invalid.
+
+        Example:
+            >>> config = DQNConfig.preset("short", num_envs=1)
+            >>> config.n_step, config.num_envs
+            (3, 1)
+        """
+        if name not in PRESETS:
+            raise ValueError(f"no preset named {name!r}: the presets are {sorted(PRESETS)}")
+        return cls(**{**{field: value for field, (value, _) in PRESETS[name].items()}, **overrides})
+
+
+# Named presets: settings chosen by measurement for one purpose, each with the reason for it.
+# Fields a preset leaves out keep DQNConfig's defaults (batch 32, one update every 4 agent steps...).
+# "short" leaves Double DQN off: its extra forward pass costs a fifth of each update on a CPU, and
+# in a 20-minute run the updates it costs teach more than its steadier target (README, "A short run").
+PRESETS: dict[str, dict[str, tuple[Any, str]]] = {
+    "short": {
+        "total_steps": (60_000, "about 20 minutes of the one-game loop on a 2-core CPU whose update takes about 60 ms "
+                                "(benchmarks/train_speed.py --impl student)"),
+        "n_step": (3, "a reward reaches back 3 agent steps in one update instead of 1: the first points are credited "
+                      "to the paddle moves that earned them sooner (Hessel et al. 2018)"),
+        "learning_rate": (2.5e-4, "2.5 times the long run's 1e-4, the Nature DQN's own step size: faster early "
+                                  "progress, and the run is too short to need the smaller step's stability"),
+        "learning_starts": (5_000, "a buffer of 5,000 random transitions (about 150 games' worth of lives) is enough "
+                                   "to draw varied batches; the long run's 80,000 would be a third of the run"),
+        "epsilon_decay_steps": (25_000, "random play falls to its floor in the first 40% of the run, so most of the "
+                                        "run's games are played by the network"),
+        "epsilon_end": (0.01, "a floor low enough that a random move rarely costs a life once the agent can aim"),
+        "target_update_interval": (1_000, "a target that moves every 250 updates: targets steady enough to chase, "
+                                          "fresh enough to pass newly learned values on within the run"),
+        "buffer_size": (100_000, "more than the run stores: nothing is forgotten (about 700 MB)"),
+    },
+}
 
 
 class TrainSummary(NamedTuple):

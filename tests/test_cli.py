@@ -187,6 +187,19 @@ def test_record_bad_suffix_exits_with_status_2(tmp_path, capsys):
     assert "error: video path must end in .mp4 or .gif" in capsys.readouterr().err
 
 
+def test_train_starts_from_a_preset_and_flags_override_it(tmp_path, capsys):
+    """train --preset short runs with the preset's settings, except those the flags give."""
+    run_dir = tmp_path / "run"
+    argv = ["train", "--preset", "short", "--run-dir", str(run_dir), "--total-steps", "48", "--learning-starts", "40",
+            "--batch-size", "8", "--buffer-size", "300", "--checkpoint-interval", "1000", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    given = {"total_steps": 48, "learning_starts": 40, "batch_size": 8, "buffer_size": 300, "checkpoint_interval": 1000}
+    expected = dataclasses.asdict(DQNConfig.preset("short", **given))
+    assert {name: config[name] for name in expected} == expected
+    assert config["n_step"] == 3 and config["learning_rate"] == 2.5e-4
+
+
 def test_train_tiny_run(tmp_path, capsys):
     """A tiny train command writes the run folder and prints the summary as JSON."""
     run_dir = tmp_path / "run"

@@ -77,7 +77,10 @@ def test_plot_draws_the_smoothed_curve_of_each_run(run_dir):
     ax = plot_learning_curves({"a": run_dir}, x="hours", window=10)
     np.testing.assert_allclose(ax.get_lines()[0].get_data()[0], 0.01 * np.arange(1, 51))
     assert "hours" in ax.get_xlabel()
-    with pytest.raises(ValueError, match=r"x must be one of \['hours', 'step'\], got 'frames'"):
+    ax = plot_learning_curves({"a": run_dir}, x="minutes", window=10)
+    np.testing.assert_allclose(ax.get_lines()[0].get_data()[0], 0.6 * np.arange(1, 51))  # 0.01 hours = 0.6 minutes
+    assert "minutes" in ax.get_xlabel()
+    with pytest.raises(ValueError, match=r"x must be one of \['hours', 'minutes', 'step'\], got 'frames'"):
         plot_learning_curves({"a": run_dir}, x="frames")
 
 
@@ -87,6 +90,15 @@ def test_save_learning_curve_writes_a_png_with_both_axes(run_dir, tmp_path):
     image = imageio.imread(path)
     assert image.shape[:2] == (420, 1200)
     assert image.std() > 10
+
+
+def test_save_learning_curve_can_count_minutes(run_dir, tmp_path):
+    """A short run's curve is drawn against minutes; other units are refused."""
+    hours = imageio.imread(save_learning_curve(run_dir, tmp_path / "hours.png"))
+    minutes = imageio.imread(save_learning_curve(run_dir, tmp_path / "minutes.png", time="minutes"))
+    assert minutes.shape == hours.shape and np.any(minutes != hours)  # other tick labels and title
+    with pytest.raises(ValueError, match="time must be 'hours' or 'minutes', got 'days'"):
+        save_learning_curve(run_dir, tmp_path / "curve.png", time="days")
 
 
 def test_save_learning_curve_of_a_run_without_games_raises(tmp_path):

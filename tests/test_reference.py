@@ -106,3 +106,26 @@ def test_cli_weights_reference_plays_the_shipped_agent(capsys):
     report = json.loads(capsys.readouterr().out)
     expected = evaluate(reference.load_network(), episodes=1, epsilon=0.0, max_episode_frames=400, progress=False)
     assert report["scores"] == expected.tolist()
+
+
+# --- the short run: notebook 05, run in full by the course ------------------------------------
+
+
+def test_the_short_run_record_ships_with_its_settings():
+    """Notebook 05's recorded run: its games (CSV), its curve (PNG) and its settings, which are the notebook's."""
+    for path in (reference.SHORT_RUN_CSV, reference.SHORT_RUN_PNG, reference.SHORT_RUN_CONFIG):
+        assert path.is_file(), f"{path.name} is missing from dqn_helpers/reference"
+    # Notebook 05's run_config cell: DQNConfig.preset("short", num_envs=1) in full mode.
+    assert reference.short_run_config() == dataclasses.asdict(DQNConfig.preset("short", num_envs=1))
+
+
+def test_the_short_run_is_one_run_of_the_notebook_that_learned():
+    """One row per full game, in order, within the run's steps and its 20-odd minutes; the last games beat the first."""
+    episodes = read_episodes(reference.SHORT_RUN_CSV)
+    config = reference.short_run_config()
+    assert episodes["return"].size > 100
+    assert np.all(np.diff(episodes["step"]) >= 0) and np.all(np.diff(episodes["hours"]) >= 0)
+    assert episodes["step"][-1] <= config["total_steps"] and episodes["hours"][-1] < 0.5
+    np.testing.assert_array_equal(episodes["episode"], np.arange(1, episodes["episode"].size + 1))
+    # A random agent scores about 1.5 in the first games; the record is shipped to show the rise after them.
+    assert episodes["return"][-50:].mean() > 3 * episodes["return"][:50].mean()

@@ -260,6 +260,25 @@ def test_docs_cover_every_field():
     assert all(isinstance(doc, str) and doc.strip() for doc in docs.values())
 
 
+def test_the_short_preset_sets_its_fields_and_gives_a_reason_for_each():
+    """DQNConfig.preset("short") is the defaults with the preset's values; every value has a reason, and differs."""
+    config = DQNConfig.preset("short")
+    for name, (value, reason) in training.PRESETS["short"].items():
+        assert getattr(config, name) == value
+        assert value != getattr(DQNConfig(), name), f"{name}: the preset keeps the default"
+        assert len(reason.split()) >= 8, f"{name}: the reason is too short to explain anything"
+    untouched = [f.name for f in dataclasses.fields(DQNConfig) if f.name not in training.PRESETS["short"]]
+    assert all(getattr(config, name) == getattr(DQNConfig(), name) for name in untouched)
+
+
+def test_a_preset_takes_overrides_and_validates_them():
+    assert DQNConfig.preset("short", num_envs=1, total_steps=400).total_steps == 400
+    with pytest.raises(ValueError, match="gamma must be in"):
+        DQNConfig.preset("short", gamma=2.0)
+    with pytest.raises(ValueError, match=r"no preset named 'fast': the presets are \['short'\]"):
+        DQNConfig.preset("fast")
+
+
 @pytest.mark.parametrize(
     ("name", "unit"),
     [

@@ -11,6 +11,12 @@ The files beside this module were written by ``make ship`` from the run that
 - ``evaluation.json``: ``python -m dqn_helpers evaluate`` on the weights, by the
   standard protocol (full games, up to 30 random no-ops, epsilon 0.05).
 
+And a second, short record: notebook 05 run in full, as a student runs it (its own
+one-game loop, the ``short`` preset, 60,000 agent steps), on this project's 2-core
+machine: ``short_run.csv`` (its ``episodes.csv``), ``short_run.png`` (against agent
+steps and minutes) and ``short_run_config.json`` (its settings). Notebook 05 draws a
+student's curve against it.
+
 Example:
     >>> from dqn_helpers import reference
     >>> q_network = reference.load_network()
@@ -24,8 +30,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONFIG", "DIRECTORY", "EVALUATION", "LEARNING_CURVE_CSV", "LEARNING_CURVE_PNG", "WEIGHTS", "config",
-           "evaluation", "load_network"]  # fmt: skip
+__all__ = ["CONFIG", "DIRECTORY", "EVALUATION", "LEARNING_CURVE_CSV", "LEARNING_CURVE_PNG", "SHORT_RUN_CONFIG",
+           "SHORT_RUN_CSV", "SHORT_RUN_PNG", "WEIGHTS", "config", "evaluation", "load_network", "short_run_config"]  # fmt: skip
 
 DIRECTORY = Path(__file__).resolve().parent
 WEIGHTS = DIRECTORY / "breakout.weights.h5"
@@ -33,6 +39,9 @@ CONFIG = DIRECTORY / "config.json"
 LEARNING_CURVE_CSV = DIRECTORY / "learning_curve.csv"
 LEARNING_CURVE_PNG = DIRECTORY / "learning_curve.png"
 EVALUATION = DIRECTORY / "evaluation.json"
+SHORT_RUN_CSV = DIRECTORY / "short_run.csv"
+SHORT_RUN_PNG = DIRECTORY / "short_run.png"
+SHORT_RUN_CONFIG = DIRECTORY / "short_run_config.json"
 NUM_ACTIONS = 4  # Breakout's minimal action set: NOOP, FIRE, RIGHT, LEFT
 
 
@@ -51,3 +60,8 @@ def config() -> dict[str, Any]:
 def evaluation() -> dict[str, Any]:
     """The reference agent's evaluation: protocol, mean, median, std, min, max and every game's score."""
     return json.loads(EVALUATION.read_text())
+
+
+def short_run_config() -> dict[str, Any]:
+    """The settings of notebook 05's recorded full run (``DQNConfig`` fields)."""
+    return json.loads(SHORT_RUN_CONFIG.read_text())
