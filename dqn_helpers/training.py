@@ -173,7 +173,6 @@ PRESETS: dict[str, dict[str, tuple[Any, str]]] = {
                                    "to draw varied batches; the long run's 80,000 would be a third of the run"),
         "epsilon_decay_steps": (25_000, "random play falls to its floor in the first 40% of the run, so most of the "
                                         "run's games are played by the network"),
-        "epsilon_end": (0.01, "a floor low enough that a random move rarely costs a life once the agent can aim"),
         "target_update_interval": (1_000, "a target that moves every 250 updates: targets steady enough to chase, "
                                           "fresh enough to pass newly learned values on within the run"),
         "buffer_size": (100_000, "more than the run stores: nothing is forgotten (about 700 MB)"),

@@ -261,11 +261,10 @@ def test_docs_cover_every_field():
 
 
 def test_the_short_preset_sets_its_fields_and_gives_a_reason_for_each():
-    """DQNConfig.preset("short") is the defaults with the preset's values; every value has a reason, and differs."""
+    """DQNConfig.preset("short") is the defaults with the preset's values; every value has a reason."""
     config = DQNConfig.preset("short")
     for name, (value, reason) in training.PRESETS["short"].items():
         assert getattr(config, name) == value
-        assert value != getattr(DQNConfig(), name), f"{name}: the preset keeps the default"
         assert len(reason.split()) >= 8, f"{name}: the reason is too short to explain anything"
     untouched = [f.name for f in dataclasses.fields(DQNConfig) if f.name not in training.PRESETS["short"]]
     assert all(getattr(config, name) == getattr(DQNConfig(), name) for name in untouched)
