@@ -35,7 +35,7 @@ def cpu_has_native_bfloat16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     """Tell whether this CPU multiplies bfloat16 natively (AVX512_BF16 or AMX_BF16).
 
     Without them, oneDNN emulates bfloat16 and a bfloat16 update is several times
-    slower than a float32 one (``benchmarks/train_speed.py --updates`` measures it).
+    slower than a float32 one (``benchmarks/train_speed.py --impl updates`` measures it).
     Where the flags cannot be read (not Linux), the answer is False: float32 is the
     safe choice.
 
@@ -222,7 +222,7 @@ class DQNLearner:
         batch_states = tf.TensorSpec((None, *input_shape), tf.uint8)
         batch_vector = tf.TensorSpec((None,), tf.float32)
         # XLA compiles the whole float32 update (forward passes, backward pass, Adam) into one
-        # program; benchmarks/train_speed.py --updates measures it against the other paths.
+        # program; benchmarks/train_speed.py --impl updates measures it against the other paths.
         self._compiled_step = tf.function(
             self._train_step,
             input_signature=[batch_states, tf.TensorSpec((None,), tf.int64), batch_vector, batch_states, batch_vector, batch_vector],
