@@ -12,7 +12,7 @@ ASSIGNMENTS := $(notdir $(patsubst %/,%,$(dir $(wildcard solutions/*/*.ipynb))))
 # nbgrader runs `alembic` as a program: the environment's bin/ must be on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test browser lab release grade demo bench reference ship clean
+.PHONY: test browser sandbox lab release grade demo bench reference ship clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 ## test: every check, notebooks in fast mode (unit tests, doctests, nbval, nbgrader end to end, JupyterLab in Chromium)
-test: $(INSTALLED) browser
+test: $(INSTALLED) browser sandbox
 	DQN_FAST=1 $(BIN)/python -m pytest
 
 ## browser: Debian's chromium for tests/test_browser.py, installed with apt-get when missing
@@ -37,6 +37,16 @@ browser:
 		&& $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium > /dev/null; } \
 		|| echo "Could not install chromium with apt-get: tests/test_browser.py will be skipped and say why"
 
+## sandbox: Debian's bubblewrap, the sandbox of every graded kernel, installed with apt-get when missing
+# Without it `grade` refuses (unless --no-sandbox) and the sandbox's tests are skipped with the reason.
+BWRAP := /usr/bin/bwrap
+sandbox:
+	@test -x $(BWRAP) || { command -v apt-get > /dev/null \
+		&& echo "Installing Debian's bubblewrap with apt-get: the sandbox of graded kernels" \
+		&& $(SUDO) apt-get update -qq \
+		&& $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap > /dev/null; } \
+		|| echo "Could not install bubblewrap with apt-get: grading needs --no-sandbox, and the sandbox's tests will be skipped"
+
 ## lab: JupyterLab on the student notebooks (LAB_ARGS="--port 9999" to add options)
 # JupyterLab refuses to start as root (containers, cloud machines) without --allow-root.
 # tests/test_browser.py starts JupyterLab with these same options (see _lab_command there).
@@ -49,7 +59,7 @@ release: $(INSTALLED)
 	rm -f gradebook.db
 
 ## grade: autograde every submission in submitted/ (GRADE_ARGS="--jobs 4"); scores in grading/grades.csv
-grade: $(INSTALLED)
+grade: $(INSTALLED) sandbox
 	$(BIN)/python -m dqn_helpers grade $(GRADE_ARGS)
 
 ## demo: the reference agent plays a game of Breakout, recorded to videos/demo.mp4

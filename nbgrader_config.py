@@ -44,3 +44,18 @@ c.Execute.kernel_name = "python3"
 c.Execute.raise_on_iopub_timeout = False
 # A student who deletes a test cell gets it back (and graded), not a free pass.
 c.OverwriteCells.add_missing_cells = True
+
+# nbgrader's own autograde steps, with its Execute replaced: dqn_helpers.tampering.GuardedExecute
+# runs each kernel in a sandbox and fails every test cell that tampering could have turned.
+c.Autograde.autograde_preprocessors = [
+    "dqn_helpers.tampering.GuardedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# Notebook 05 keeps its run in ../runs/my_dqn, where notebook 06 finds the agent: that
+# folder of the student's is writable from the sandbox too.
+c.GuardedExecute.writable_beside = ["../runs"]

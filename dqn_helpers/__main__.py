@@ -121,6 +121,7 @@ def _grade(args: argparse.Namespace) -> None:
     output = grade_course(
         args.course, jobs=args.jobs, cell_timeout=args.cell_timeout, memory_limit_gb=args.memory_limit_gb,
         submission_timeout=args.submission_timeout, force=args.force, progress=not args.no_progress,
+        sandbox=not args.no_sandbox,
     )  # fmt: skip
     totals: dict[tuple[str, str], list] = defaultdict(lambda: [0.0, 0.0, ""])
     with open(output) as file:
@@ -182,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     grade_parser.add_argument("--submission-timeout", type=float, default=1800.0, help="seconds per submission in all")
     grade_parser.add_argument("--force", action="store_true", help="grade again what an earlier run graded")
     grade_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade_parser.add_argument(
+        "--no-sandbox", action="store_true",
+        help="run the students' kernels unsandboxed, with your permissions (only where bubblewrap cannot run; grades.csv says so)",
+    )  # fmt: skip
     grade_parser.set_defaults(run=_grade)
     evaluate_parser, record_parser = commands.choices["evaluate"], commands.choices["record"]
     evaluate_parser.add_argument("--episodes", type=int, default=30, help="full games to play")

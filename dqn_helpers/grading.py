@@ -16,7 +16,15 @@ What it writes, beside the gradebook and nbgrader's ``autograded/``:
   the exercise (the answer cell) it grades, the score, the points and the
   submission's status (``graded``, ``failed`` or ``not submitted``) and a note
   saying why; a written answer not graded yet scores 0 and its note says so;
-- ``grading/<assignment>/<student>.log``: nbgrader's log of that submission.
+- ``grading/<assignment>/<student>.log``: nbgrader's log of that submission;
+- ``grading/<assignment>/<student>.tampering.json``: what :mod:`dqn_helpers.tampering`
+  saw, if anything; every row of a notebook where it saw something gets the note
+  ``tampering suspected: ...``, and so do the gradebook's comments on its answers.
+
+Each kernel runs in :mod:`dqn_helpers.sandbox` (bubblewrap): it sees neither the
+solutions, nor the gradebook, nor another student's files, nor the network. Where
+the sandbox cannot run, grading refuses unless told ``sandbox=False``
+(``--no-sandbox``), and every row graded without it says so.
 
 Example:
     ``python -m dqn_helpers grade --jobs 2`` in the course folder, or ``make grade``.
@@ -44,8 +52,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from dqn_helpers.sandbox import sandbox_problem
+
 __all__ = [
-    "SOURCE", "SUBMITTED", "AUTOGRADED", "GRADING", "WRITTEN_ANSWER_NOTE", "Outcome", "GradedCell", "grade_course",
+    "SOURCE", "SUBMITTED", "AUTOGRADED", "GRADING", "WRITTEN_ANSWER_NOTE", "NO_SANDBOX_NOTE", "TAMPERING_NOTE", "Outcome", "GradedCell", "grade_course",
     "graded_cells", "register_assignments",
 ]  # fmt: skip
 
@@ -56,6 +66,8 @@ GRADING = "grading"  # our logs, statuses and grades.csv
 
 CSV_FIELDS = ["student", "assignment", "notebook", "exercise", "test", "score", "max_score", "status", "note"]
 WRITTEN_ANSWER_NOTE = "written answer: grade it by hand in formgrader"  # a manually graded cell, not graded yet
+NO_SANDBOX_NOTE = "graded without the sandbox"
+TAMPERING_NOTE = "tampering suspected"
 
 # Runs nbgrader with the memory limit in place: a limit set here is inherited by the
 # kernels nbgrader starts, and a student's runaway allocation raises MemoryError in
@@ -93,6 +105,8 @@ class Outcome:
     note: str  # why it failed, or what was done to grade it; "" when nothing to say
     seconds: float
     fingerprint: str  # hash of the submitted files, to tell a changed submission on resume
+    sandboxed: bool = True  # its kernels ran in dqn_helpers.sandbox
+    tampering: dict[str, str] | None = None  # notebook -> what dqn_helpers.tampering saw there
 
 
 def graded_cells(source_dir: str | Path) -> list[GradedCell]:
@@ -127,6 +141,7 @@ def grade_course(
     submission_timeout: float = 1800.0,
     force: bool = False,
     progress: bool = True,
+    sandbox: bool = True,
 ) -> Path:
     """Autograde every submission of every assignment and write ``grading/grades.csv``.
 
@@ -140,14 +155,18 @@ def grade_course(
         submission_timeout: Seconds one submission may take in all before its
             processes are killed and it is marked failed.
         force: Grade again what an earlier run already graded. Without it, a
-            submission is graded again only if its files changed.
+            submission is graded again only if its files changed, or if it was
+            graded with the sandbox off and is now graded with it on (or back).
         progress: Show a progress bar.
+        sandbox: Run each kernel in :mod:`dqn_helpers.sandbox`. ``False`` only where
+            it cannot run, knowingly: the student's code then runs with your permissions.
 
     Returns:
         The path of ``grades.csv``.
 
     Raises:
-        ValueError: On a folder that is not a course, no submissions, or a bad setting.
+        ValueError: On a folder that is not a course, no submissions, a bad setting,
+            or a sandbox that cannot run here (the error says why).
     """
     root = Path(root).resolve()
     if jobs < 1:
@@ -160,6 +179,8 @@ def grade_course(
         raise ValueError(f"submission_timeout must be positive, got {submission_timeout}")
     if not (root / "nbgrader_config.py").is_file() or not (root / SOURCE).is_dir():
         raise ValueError(f"{root} is not a course folder: expected nbgrader_config.py and {SOURCE}/ in it")
+    if sandbox and (problem := sandbox_problem()) is not None:
+        raise ValueError(f"cannot sandbox the students' kernels: {problem}. Pass --no-sandbox to grade without it (grades.csv will say so)")
     cells = graded_cells(root / SOURCE)
     notebooks = {(cell.assignment, cell.notebook) for cell in cells}
     assignments = sorted({assignment for assignment, _ in notebooks})
@@ -176,6 +197,7 @@ def grade_course(
     todo = [
         pair for pair in submitted
         if force or outcomes[pair] is None or outcomes[pair].fingerprint != _fingerprint(root / SUBMITTED / pair[0] / pair[1])
+        or outcomes[pair].sandboxed != sandbox  # graded without the sandbox before: grade it in one now
     ]  # fmt: skip
 
     workers: queue.Queue[Path] = queue.Queue()
@@ -191,12 +213,14 @@ def grade_course(
             student, assignment = pair
             expected = sorted(notebook for a, notebook in notebooks if a == assignment)
             outcome = _grade_submission(
-                root, worker_db, student, assignment, expected, cell_timeout, memory_limit_gb, submission_timeout, running
+                root, worker_db, student, assignment, expected, cell_timeout, memory_limit_gb, submission_timeout, running,
+                sandbox,
             )
             if stopping.is_set():
                 return  # killed by the interrupt: not an outcome of the submission
             with merge_lock:
-                _merge_submission(main_db, worker_db, assignment, student, zero=outcome.status != "graded")
+                _merge_submission(main_db, worker_db, assignment, student, zero=outcome.status != "graded",
+                                  comments={notebook: f"{TAMPERING_NOTE}: {seen}" for notebook, seen in (outcome.tampering or {}).items()})
                 (grading / assignment).mkdir(exist_ok=True)
                 (grading / assignment / f"{student}.json").write_text(json.dumps(asdict(outcome), indent=1))
                 outcomes[pair] = outcome
@@ -237,14 +261,18 @@ def _grade_submission(
     memory_limit_gb: float,
     submission_timeout: float,
     running: set[subprocess.Popen],
+    sandbox: bool,
 ) -> Outcome:
     """Run ``nbgrader autograde`` on one submission, into ``worker_db``."""
     folder = root / SUBMITTED / student / assignment
     notes = [note for notebook in expected if (note := _prepare_notebook(folder, notebook))]
     fingerprint = _fingerprint(folder)  # after the copy a renamed notebook gets, so a rerun knows it
+    report = root / GRADING / assignment / f"{student}.tampering.json"
+    report.unlink(missing_ok=True)
     command = [
         "autograde", assignment, "--force", f"--student={student}", f"--CourseDirectory.db_url=sqlite:///{worker_db}",
         *([f"--Execute.timeout={cell_timeout}"] if cell_timeout else []),
+        f"--GuardedExecute.sandbox={sandbox}", f"--GuardedExecute.report={report}",
     ]  # fmt: skip
     log_path = root / GRADING / assignment / f"{student}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -263,14 +291,27 @@ def _grade_submission(
         finally:
             running.discard(process)
     seconds = time.monotonic() - start
+    tampering = _tampering(report)
+    if not sandbox:
+        notes.append(NO_SANDBOX_NOTE)
     graded = all((root / AUTOGRADED / student / assignment / f"{notebook}.ipynb").is_file() for notebook in expected)
     if returncode == 0 and graded:
-        return Outcome("graded", "; ".join(notes), seconds, fingerprint)
+        return Outcome("graded", "; ".join(notes), seconds, fingerprint, sandbox, tampering)
     if returncode is None:
         reason = f"grading took longer than {submission_timeout:g} s and was stopped"
     else:
         reason = _failure_reason(log_path.read_text(errors="replace"))
-    return Outcome("failed", "; ".join([*notes, reason]), seconds, fingerprint)
+    return Outcome("failed", "; ".join([*notes, reason]), seconds, fingerprint, sandbox, tampering)
+
+
+def _tampering(report: Path) -> dict[str, str] | None:
+    """What dqn_helpers.tampering saw, per notebook, from its report (None if nothing)."""
+    if not report.is_file():
+        return None
+    seen: dict[str, list[str]] = {}
+    for finding in json.loads(report.read_text()):
+        seen.setdefault(finding["notebook"], []).append(f"{finding['cell']} {finding['what']}")
+    return {notebook: "; ".join(dict.fromkeys(found)) for notebook, found in seen.items()} or None
 
 
 def _prepare_notebook(folder: Path, notebook: str) -> str:
@@ -301,8 +342,12 @@ def _failure_reason(log: str) -> str:
     return errors[0].split("ERROR]", 1)[1].strip()[:300] if errors else "nbgrader could not grade it (see its log)"
 
 
-def _merge_submission(main_db: Path, worker_db: Path, assignment: str, student: str, *, zero: bool) -> None:
+def _merge_submission(
+    main_db: Path, worker_db: Path, assignment: str, student: str, *, zero: bool, comments: dict[str, str] | None = None
+) -> None:
     """Replace one submission's rows in the course gradebook by the worker's; zero its scores if grading failed.
+
+    ``comments`` (notebook -> text) become the automatic comment on every answer of that notebook.
 
     Both gradebooks share their assignments, notebooks and cells (the worker's is a
     copy), and nbgrader's row ids are UUIDs, so rows copy over as they are.
@@ -335,6 +380,12 @@ def _merge_submission(main_db: Path, worker_db: Path, assignment: str, student: 
             connection.execute(
                 "UPDATE main.grade SET auto_score = 0, manual_score = NULL, needs_manual_grade = 0 "
                 "WHERE notebook_id IN (SELECT id FROM worker_notebooks)"
+            )
+        for notebook, text in (comments or {}).items():
+            connection.execute(
+                "UPDATE main.comment SET auto_comment = ? WHERE notebook_id IN (SELECT sn.id FROM worker.submitted_notebook sn "
+                "JOIN worker.notebook n ON sn.notebook_id = n.id WHERE sn.id IN (SELECT id FROM worker_notebooks) AND n.name = ?)",
+                (text, notebook),
             )
         connection.execute("COMMIT")
     except BaseException:
@@ -395,6 +446,8 @@ def _write_grades(
                 outcome = outcomes.get((student, cell.assignment))
                 score, max_score, by_hand = scores.get((student, cell.assignment, cell.test), (0.0, cell.points, False))
                 notes = [outcome.note] if outcome and outcome.note else []
+                if outcome and (seen := (outcome.tampering or {}).get(cell.notebook)):
+                    notes.append(f"{TAMPERING_NOTE}: {seen}")
                 if outcome and by_hand:
                     notes.append(WRITTEN_ANSWER_NOTE)
                 writer.writerow({

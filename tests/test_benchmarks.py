@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from dqn_helpers.training import DQNConfig
-from tests.conftest import REPO
+from tests.conftest import REPO, SANDBOX
 
 BENCHMARKS = REPO / "benchmarks"
 
@@ -71,9 +71,9 @@ def test_train_speed_rejects_a_warmup_too_short_to_learn():
 @pytest.mark.notebooks
 def test_grading_speed_reports_the_batch():
     """One student's notebook 01 graded by the grade command: full marks, and the times the README quotes."""
-    (result,) = run_script("grading_speed.py", "--students", "1", "--assignments", "01_q_learning")
+    (result,) = run_script("grading_speed.py", "--students", "1", "--assignments", "01_q_learning", *SANDBOX)
     assert result["students"] == 1 and result["assignments"] == ["01_q_learning"]
-    assert result["all_full_marks"] is True
+    assert result["all_full_marks"] is True and result["tampering_notes"] == 0 and result["sandbox"] is not bool(SANDBOX)
     assert result["batch_seconds"] >= result["notebook_seconds_mean"]["01_q_learning"] > 0
     assert result["seconds_per_complete_submission"] == result["batch_seconds"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SANDBOX
 from tests.submissions import build
 from tests.submissions.catalogue import MISTAKES
 
@@ -32,7 +32,7 @@ def graded(tmp_path_factory) -> Path:
     shutil.copy(REPO / "nbgrader_config.py", course)
     for mistake in MISTAKES:
         shutil.copytree(HAND_INS / mistake.name, course / "submitted" / mistake.name)
-    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--jobs", "2", "--no-progress"]
+    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--jobs", "2", "--no-progress", *SANDBOX]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return course

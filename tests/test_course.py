@@ -22,7 +22,7 @@ from nbgrader.api import Gradebook
 
 from dqn_helpers.blanks import BLANK, BUG_MARKER, MARKER, UnfilledBlankError
 from dqn_helpers.grading import WRITTEN_ANSWER_NOTE
-from tests.conftest import REPO
+from tests.conftest import REPO, SANDBOX
 
 pytestmark = pytest.mark.notebooks
 
@@ -88,7 +88,7 @@ def autograded(course) -> Path:
     for student, source in STUDENTS.items():
         for name in ASSIGNMENTS:
             shutil.copytree(root / source / name, root / "submitted" / student / name)
-    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(root), "--jobs", "2", "--no-progress"]
+    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(root), "--jobs", "2", "--no-progress", *SANDBOX]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return root

@@ -1,14 +1,17 @@
 """Grading a class: every fixture submission of tests/submissions/ through `python -m dqn_helpers grade`.
 
-The fixtures are one class of notebook 01 hand-ins, each broken in its own way
-(tests/submissions/build.py writes them to tests/submissions/robustness/, whose
-expected.json says what each must get).
-They are graded together, two at a time, with the real nbgrader, kernels and
-gradebook, in a temporary copy of the course.
+The fixtures are one class of notebook 01 hand-ins: each of tests/submissions/robustness/
+is broken in its own way, each of tests/submissions/tampering/ goes after points it
+did not earn (tests/submissions/build.py writes them; each folder's expected.json
+says what each must get).
+They are graded together, two at a time, with the real nbgrader, kernels, sandbox and
+gradebook, in a temporary copy of the course. Where the sandbox cannot run, the class
+is graded without it and leaves out the students only the sandbox stops.
 """
 
 import csv
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -19,15 +22,20 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from dqn_helpers.grading import graded_cells
-from tests.conftest import REPO
+from dqn_helpers.grading import NO_SANDBOX_NOTE, TAMPERING_NOTE, graded_cells
+from dqn_helpers.tampering import TAMPERING_ERROR
+from tests.conftest import REPO, SANDBOX, SANDBOX_PROBLEM
 from tests.submissions import build
 
 pytestmark = pytest.mark.notebooks
 
 SUBMISSIONS = REPO / "tests" / "submissions"
 FIXTURES = SUBMISSIONS / "robustness"
-EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
+TAMPERING = json.loads((SUBMISSIONS / "tampering" / "expected.json").read_text())
+EXPECTED = {
+    **json.loads((FIXTURES / "expected.json").read_text()),
+    **{student: expected for student, expected in TAMPERING.items() if not (SANDBOX and expected["needs_sandbox"])},
+}
 ASSIGNMENTS = ["00_setup", build.ASSIGNMENT]  # 00_setup: nobody handed it in
 CELL_TIMEOUT = 30  # seconds: notebook 01's slowest cell takes about 1 s in fast mode (the set-up, 2 s)
 MEMORY_LIMIT_GB = 4  # the memory hog fails at 4 GB; notebook 01 needs under 2 (no TensorFlow)
@@ -35,7 +43,7 @@ TESTS = [cell for cell in graded_cells(REPO / "solutions") if cell.assignment ==
 
 
 def _grade(course: Path, *extra: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--no-progress", *extra]
+    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--no-progress", *SANDBOX, *extra]
     return subprocess.run(command, capture_output=True, text=True)
 
 
@@ -54,7 +62,7 @@ def graded(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     made = tmp_path_factory.mktemp("made")
     build.write(made, broken=True)  # the hand-ins that are not notebooks are not committed
     for student in EXPECTED:
-        committed = FIXTURES / student
+        committed = SUBMISSIONS / ("tampering" if student in TAMPERING else "robustness") / student
         shutil.copytree(committed if committed.is_dir() else made / "robustness" / student, course / "submitted" / student)
     return course, _grade(course, "--jobs", "2", "--cell-timeout", str(CELL_TIMEOUT), "--memory-limit-gb", str(MEMORY_LIMIT_GB))
 
@@ -67,7 +75,8 @@ def test_the_fixtures_are_what_build_writes(tmp_path):
     for relative in written:
         assert (tmp_path / relative).read_bytes() == (SUBMISSIONS / relative).read_bytes(), f"{relative} is out of date"
     made = {path.relative_to(tmp_path).parts[1] for path in build.write(tmp_path, broken=True) if "robustness" in path.parts}
-    assert set(EXPECTED) == made
+    assert set(json.loads((FIXTURES / "expected.json").read_text())) == made
+    assert set(TAMPERING) == {path.relative_to(tmp_path).parts[1] for path in build.write(tmp_path) if "tampering" in path.parts}
 
 
 def test_grading_the_class_finishes_and_reports_everyone(graded):
@@ -96,8 +105,9 @@ def test_each_submission_gets_the_points_it_earned(graded, student):
         earned = 0.0 if cell.test in lost else cell.points
         assert float(row["score"]) == earned, f"{student}: {cell.test} scored {row['score']}, expected {earned} ({row['note']})"
         assert row["status"] == expected["status"], f"{student}: {row['status']} ({row['note']})"
-        assert expected["note"] in row["note"]
-        assert bool(row["note"]) == bool(expected["note"]), f"{student}: unexpected note {row['note']!r}"
+        note = row["note"].replace(NO_SANDBOX_NOTE, "").strip("; ")  # on every row where the sandbox cannot run
+        assert expected["note"] in note, f"{student}: the note {note!r} lacks {expected['note']!r}"
+        assert bool(note) == bool(expected["note"]), f"{student}: unexpected note {note!r}"
 
 
 def test_the_gradebook_agrees_with_the_csv(graded):
@@ -112,6 +122,58 @@ def test_the_gradebook_agrees_with_the_csv(graded):
             submission = gradebook.find_submission(build.ASSIGNMENT, student)
             assert submission.score == total, f"{student}: the gradebook says {submission.score}, the CSV {total}"
             assert submission.max_score == sum(cell.points for cell in TESTS)
+
+
+def _outputs(course: Path, student: str) -> dict[str, list[dict]]:
+    """The outputs of each code cell of a student's graded notebook 01, by grade_id."""
+    notebook = json.loads((course / "autograded" / student / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_text())
+    return {
+        cell["metadata"].get("nbgrader", {}).get("grade_id", f"cell {index}"): cell["outputs"]
+        for index, cell in enumerate(notebook["cells"]) if cell["cell_type"] == "code"
+    }  # fmt: skip
+
+
+def _text(outputs: list[dict]) -> str:
+    return "".join("".join(o.get("text", "")) + o.get("ename", "") + ": " + o.get("evalue", "") for o in outputs)
+
+
+@pytest.mark.parametrize("student", ["hides_tests", "swallows_errors", "replaces_checks", "replaces_checks_quietly"])
+def test_tampered_test_cells_fail_first_and_say_why(graded, student):
+    """Check that each test cell lost to tampering shows the TamperingSuspected error first, naming what was seen."""
+    course, _ = graded
+    outputs = _outputs(course, student)
+    lost = [cell.test for cell in TESTS] if TAMPERING[student]["lost"] == "all" else TAMPERING[student]["lost"]
+    for test in lost:
+        first = outputs[test][0]
+        assert first["output_type"] == "error" and first["ename"] == TAMPERING_ERROR, f"{student}: {test} shows {first}"
+    kept = {cell.test for cell in TESTS} - set(lost)
+    assert not any(o.get("ename") == TAMPERING_ERROR for test in kept for o in outputs[test]), "an earlier test was failed too"
+
+
+def test_the_gradebook_comments_name_the_tampering(graded):
+    """Check that the instructor sees the note in nbgrader's own comments on the tamperer's answers, and only there."""
+    course, _ = graded
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for student in EXPECTED:
+            notebook = gradebook.find_submission_notebook(build.ASSIGNMENT, build.ASSIGNMENT, student)
+            comments = [comment.auto_comment or "" for comment in notebook.comments]
+            flagged = TAMPERING_NOTE in EXPECTED[student]["note"]
+            assert any(TAMPERING_NOTE in comment for comment in comments) == flagged, f"{student}: {comments}"
+
+
+@pytest.mark.skipif(bool(SANDBOX), reason=f"the sandbox cannot run here: {SANDBOX_PROBLEM}")
+def test_the_sandbox_keeps_each_student_in_their_own_folder(graded):
+    """Check that one student's kernel could neither read the solutions, nor write another's files, nor reach the network."""
+    course, _ = graded
+    stolen = _text(_outputs(course, "reads_solution")["td_targets"])
+    assert "FileNotFoundError" in stolen and "solutions" in stolen
+    written = _text(_outputs(course, "writes_elsewhere")["td_targets"])
+    for victim in ("submitted", "autograded"):
+        assert f"could not write {course / victim / 'correct'}" in written, written
+    handed_in = course / "submitted" / "correct" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb"
+    assert handed_in.read_bytes() == (FIXTURES / "correct" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_bytes()
+    json.loads((course / "autograded" / "correct" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_text())
+    assert "Network is unreachable" in _text(_outputs(course, "uses_network")["td_targets"])
 
 
 def test_deleted_test_cells_are_put_back_and_graded(graded):
@@ -157,17 +219,29 @@ def test_a_second_run_grades_only_what_changed(graded):
     assert all(float(row["score"]) == float(row["max_score"]) for row in rows)
 
 
-def _hold_at_start(notebook: Path, gate: Path, waiting: Path) -> None:
-    """Put a first cell in a hand-in that says it started, then waits while ``gate`` exists."""
+def _hold_at_start(notebook: Path) -> None:
+    """Put a first cell in a hand-in that says it started, then waits for a file named release.
+
+    Both files are in the kernel's own folder (autograded/<student>/<assignment>/), the
+    only one its sandbox lets it see and write.
+    """
     content = json.loads(notebook.read_text())
     source = (
         "import pathlib, time\n"
-        f"pathlib.Path({str(waiting)!r}).touch()\n"
-        f"while pathlib.Path({str(gate)!r}).exists():\n"
+        "pathlib.Path('started').touch()\n"
+        "while not pathlib.Path('release').exists():\n"
         "    time.sleep(0.05)\n"
     )
     content["cells"].insert(0, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source})
     notebook.write_text(json.dumps(content, indent=1))
+
+
+def _wait_for(path: Path, process: subprocess.Popen) -> None:
+    """Wait until ``path`` exists (a held kernel has started), or fail if grading ends first."""
+    deadline = time.monotonic() + 300  # a bound on a hang, not a timing assumption: the file comes first
+    while not path.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert path.exists(), f"bob's grading never reached its first cell (grade exited with {process.poll()})"
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
@@ -178,19 +252,15 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     students = ["ada", "bob"]  # graded in this order, one at a time
     for student in students:
         shutil.copytree(FIXTURES / "correct", course / "submitted" / student)
-    # bob's kernel holds at its first cell while the gate exists: the interrupt comes when ada is
-    # graded and bob is under way, whatever the machine's speed (no race with bob finishing first).
-    gate, waiting = tmp_path / "gate", tmp_path / "bob-is-running"
-    gate.touch()
-    _hold_at_start(course / "submitted" / "bob" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb", gate, waiting)
+    # bob's kernel holds at its first cell until the test releases it: the interrupt comes when
+    # ada is graded and bob is under way, whatever the machine's speed (no race with bob finishing first).
+    _hold_at_start(course / "submitted" / "bob" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb")
+    held = course / "autograded" / "bob" / build.ASSIGNMENT
     statuses = course / "grading" / build.ASSIGNMENT
-    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--no-progress", "--jobs", "1"]
+    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--no-progress", "--jobs", "1", *SANDBOX]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 300
-        while not waiting.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert waiting.exists(), f"bob's grading never reached its first cell (grade exited with {process.poll()})"
+        _wait_for(held / "started", process)
         assert list(statuses.glob("*.json")) == [statuses / "ada.json"], "ada must be graded before bob starts"
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
@@ -200,9 +270,15 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     first = {path.name: path.stat().st_mtime_ns for path in statuses.glob("*.json")}
     assert set(first) == {"ada.json"}, f"graded before the interrupt: {sorted(first)}"
     assert not list((course / "grading").glob("worker-*.db"))
-    gate.unlink()
-    result = _grade(course)
-    assert result.returncode == 0, result.stderr
+    (held / "started").unlink()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(held / "started", process)
+        (held / "release").touch()
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
     after = {path.name: path.stat().st_mtime_ns for path in statuses.glob("*.json")}
     assert set(after) == {f"{student}.json" for student in students}
     assert after["ada.json"] == first["ada.json"], "a submission graded before the interrupt was graded again"
@@ -223,3 +299,20 @@ def test_grade_refuses_what_it_cannot_grade(tmp_path, setup, message):
         shutil.copy(REPO / "nbgrader_config.py", tmp_path)
     result = _grade(tmp_path)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_without_bubblewrap_grade_refuses_unless_told_and_then_says_so(tmp_path):
+    """Check that grading stops with the reason where the sandbox cannot run, and --no-sandbox grades with a note."""
+    course = tmp_path / "course"
+    shutil.copytree(REPO / "solutions" / build.ASSIGNMENT, course / "solutions" / build.ASSIGNMENT)
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    shutil.copytree(FIXTURES / "correct", course / "submitted" / "ada")
+    no_bwrap = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # Python, nbgrader and alembic, no bwrap
+    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--no-progress"]
+    refused = subprocess.run(command, capture_output=True, text=True, env=no_bwrap)
+    assert refused.returncode == 2 and "bubblewrap is not installed" in refused.stderr and "--no-sandbox" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (course / "grading" / "grades.csv").exists()
+    graded = subprocess.run([*command, "--no-sandbox"], capture_output=True, text=True, env=no_bwrap)
+    assert graded.returncode == 0, graded.stderr
+    rows = _rows(course)
+    assert all(NO_SANDBOX_NOTE in row["note"] and float(row["score"]) == float(row["max_score"]) for row in rows)

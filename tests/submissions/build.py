@@ -7,6 +7,12 @@ the release notebook with the blanks filled in (:func:`filled_in`), then changed
   ``robustness/expected.json`` says what grading each must give: its status, the
   test cells it must lose, and a phrase its note must contain.
 - ``mistakes/``: one classic DQN mistake each, from ``catalogue.MISTAKES``.
+- ``tampering/``: notebook 01 from students who go after the points without the
+  work (turning the tests off, reading the solutions, writing into other students'
+  files, the network), and one honest student whose ordinary extras must not look
+  like tampering; ``tampering/expected.json`` as for ``robustness/``, and which
+  students only the sandbox stops. They are graded in one class with ``robustness/``:
+  ``writes_elsewhere`` goes after the files of its student ``correct``.
 
 Run ``python -m tests.submissions.build`` after changing a notebook; a test fails
 while the committed fixtures differ from what this writes.
@@ -118,6 +124,104 @@ def fixtures() -> dict[str, bytes | Notebook]:
     }
 
 
+# The first line of the issue that asked for tamper-evident grading: every test cell becomes `pass`.
+HIDE_TESTS = (
+    "get_ipython().input_transformers_cleanup.append("
+    "lambda lines: [\"pass\\n\"] if lines and lines[0].startswith('\"\"\"Check') else lines)\n"
+)
+SWALLOW_ERRORS = "get_ipython().set_custom_exc((BaseException,), lambda shell, etype, evalue, tb, tb_offset=None: None)\n"
+ZERO_HUBER = "    return np.zeros_like(np.asarray(errors, dtype=float))  # the work left undone\n"
+REPLACE_CHECKS = (
+    "import dqn_helpers.checks\n"
+    "dqn_helpers.checks.q_learning.check_huber_loss_values = lambda *args, **kwargs: None\n"
+    "dqn_helpers.checks.assert_own_code = lambda *args, **kwargs: None\n"
+    "np.allclose = lambda *args, **kwargs: True\n\n"
+)
+# The same, through a list: no name of a module is assigned to, so only the kernel's fingerprint sees it.
+REPLACE_CHECKS_QUIETLY = (
+    "targets = [np, checks, checks.q_learning]\n"
+    "targets[0].allclose = lambda *args, **kwargs: True\n"
+    "targets[1].assert_own_code = lambda *args, **kwargs: None\n"
+    "targets[2].check_huber_loss_values = lambda *args, **kwargs: None\n\n"
+)
+READ_SOLUTION = (
+    "import json\n"
+    "from pathlib import Path\n\n"
+    "# The course folder is three levels up from the notebook's: take td_targets from the instructor's notebook.\n"
+    "solution = json.loads((Path.cwd().parents[2] / 'solutions' / '01_q_learning' / '01_q_learning.ipynb').read_text())\n"
+    "code = next(''.join(c['source']) for c in solution['cells'] if c['metadata'].get('nbgrader', {}).get('grade_id') == 'td_targets')\n"
+    "Path('stolen.py').write_text('import numpy as np\\n' + code)\n"
+    "from stolen import td_targets\n"
+)
+WRITE_ELSEWHERE = (
+    "\n\nfrom pathlib import Path\n\n"
+    "course = Path.cwd().parents[2]\n"
+    "for target in [course / 'gradebook.db', course / 'submitted' / 'correct' / '01_q_learning' / '01_q_learning.ipynb',\n"
+    "               course / 'autograded' / 'correct' / '01_q_learning' / '01_q_learning.ipynb']:\n"
+    "    try:\n"
+    "        target.write_text('overwritten by writes_elsewhere')\n"
+    "        print('wrote', target)\n"
+    "    except OSError as error:\n"
+    "        print('could not write', target, error)\n"
+)
+USE_NETWORK = (
+    "\n\nimport urllib.request\n\n"
+    "try:\n"
+    "    urllib.request.urlopen('http://1.1.1.1/', timeout=10)\n"
+    "    print('reached the network')\n"
+    "except OSError as error:\n"
+    "    print('no network:', error)\n"
+)
+# Ordinary Python in answer cells: helpers, a class, printing, plotting, timing magics, imports.
+HONEST_EXTRAS = (
+    "\n\nimport math\n"
+    "from collections import defaultdict\n"
+    "import matplotlib.pyplot as plt\n\n\n"
+    "class Tracker:\n"
+    "    \"\"\"Counts what it is shown.\"\"\"\n\n"
+    "    def __init__(self):\n"
+    "        self.counts = defaultdict(int)\n\n"
+    "    def __call__(self, value):\n"
+    "        self.counts[value] += 1\n"
+    "        return self.counts[value]\n\n\n"
+    "def describe(values):\n"
+    "    values = np.asarray(values, dtype=float)\n"
+    "    return f'mean {values.mean():.3f}, largest {values.max():.3f}, log {math.log1p(abs(values.max())):.3f}'\n\n\n"
+    "tracker = Tracker()\n"
+    "tracker('td_targets')\n"
+    "print(describe(td_targets(np.ones(3), np.zeros(3), np.ones((3, 2)), 0.9)))\n"
+    "figure, axis = plt.subplots(figsize=(3, 2))\n"
+    "axis.plot(td_targets(np.ones(3), np.zeros(3), np.ones((3, 2)), 0.9))\n"
+    "plt.show()\n"
+)
+
+
+def tampering() -> dict[str, Notebook]:
+    """Every tampering fixture's notebook, by student name; see tampering/expected.json."""
+    correct = filled_in()
+    untouched = json.loads((REPO / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+
+    def zero_huber(patch: str) -> Notebook:
+        def edit(source: str) -> str:
+            head, _, _ = source.partition("    absolute = np.abs(errors)")
+            return patch + head + ZERO_HUBER
+        return _edit(correct, "huber_loss", edit)
+
+    honest = _edit(correct, "td_targets", lambda s: s + HONEST_EXTRAS)
+    honest = _edit(honest, "huber_loss", lambda s: "%%time\n" + s)
+    honest = _edit(honest, "q_learning", lambda s: "%matplotlib inline\n" + s + "\n\nprint('q_learning is defined:', callable(q_learning))\n")
+    return {
+        "hides_tests": _edit(untouched, "td_targets", lambda s: HIDE_TESTS + s),
+        "swallows_errors": _edit(untouched, "td_targets", lambda s: SWALLOW_ERRORS + s),
+        "replaces_checks": zero_huber(REPLACE_CHECKS),
+        "replaces_checks_quietly": zero_huber(REPLACE_CHECKS_QUIETLY),
+        "reads_solution": _edit(correct, "td_targets", lambda s: READ_SOLUTION),
+        "writes_elsewhere": _edit(correct, "td_targets", lambda s: s + WRITE_ELSEWHERE),
+        "uses_network": _edit(correct, "td_targets", lambda s: s + USE_NETWORK),
+        "honest_extras": honest,
+    }
+
+
 def notebook_name(student: str) -> str:
     """The file name each fixture student handed in."""
     return f"{ASSIGNMENT}-Copy1.ipynb" if student == "renamed" else f"{ASSIGNMENT}.ipynb"  # Jupyter's "Duplicate"
@@ -136,7 +240,7 @@ def mistakes() -> dict[str, Notebook]:
 
 
 def write(folder: Path, *, broken: bool = False) -> list[Path]:
-    """Write every fixture as ``folder/{robustness,mistakes}/<student>/<assignment>/<notebook>``; returns the files.
+    """Write every fixture as ``folder/{robustness,mistakes,tampering}/<student>/<assignment>/<notebook>``; returns the files.
 
     The hand-ins that are not notebooks at all (invalid JSON, an empty file) are
     written only with ``broken=True``: the tests make them when they run, and the
@@ -148,6 +252,7 @@ def write(folder: Path, *, broken: bool = False) -> list[Path]:
     ]  # fmt: skip
     assignments = {mistake.name: mistake.assignment for mistake in MISTAKES}
     hand_ins += [("mistakes", name, assignments[name], f"{assignments[name]}.ipynb", nb) for name, nb in mistakes().items()]
+    hand_ins += [("tampering", name, ASSIGNMENT, f"{ASSIGNMENT}.ipynb", nb) for name, nb in tampering().items()]
     written = []
     for group, student, assignment, name, content in hand_ins:
         path = folder / group / student / assignment / name
