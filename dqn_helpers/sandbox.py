@@ -171,8 +171,8 @@ def _python_paths(around: list[Path]) -> list[Path]:
             continue
         if any(path == inner or path in inner.parents for inner in around):
             continue
-        if path.parts[1:2] in (("usr",), ("tmp",), ("proc",), ("dev",), ("sys",)):
-            continue  # already there (/usr), or the sandbox's own
+        if path.parts[1:2] in (("usr",), ("proc",), ("dev",), ("sys",)) or path == Path("/tmp"):
+            continue  # already there (/usr), or the sandbox's own (a venv inside /tmp is bound, /tmp is not)
         folders.append(path)
     return folders
 
