@@ -3,7 +3,7 @@
 ``solutions/`` is the instructor's source (full solutions, hidden tests),
 ``notebooks/`` the student release that ``nbgrader generate_assignment`` writes.
 Inline ``___`` blanks come from ``# BLANK:`` markers, through
-``dqn_helpers.blanks.ClearSolutionsWithBlanks`` in place of ``ClearSolutions``.
+``dqn_helpers.instructor.release.ClearSolutionsWithBlanks`` in place of ``ClearSolutions``.
 
 A mistake in this file does not stop nbgrader: it logs "Exception while loading
 config" and falls back to its defaults, which would wipe every inline blank. The
@@ -24,7 +24,7 @@ c.GenerateAssignment.preprocessors = [
     "nbgrader.preprocessors.IncludeHeaderFooter",
     "nbgrader.preprocessors.InstantiateTests",
     "nbgrader.preprocessors.LockCells",
-    "dqn_helpers.blanks.ClearSolutionsWithBlanks",
+    "dqn_helpers.instructor.release.ClearSolutionsWithBlanks",
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.CheckCellMetadata",
     "nbgrader.preprocessors.ComputeChecksums",
@@ -45,10 +45,10 @@ c.Execute.raise_on_iopub_timeout = False
 # A student who deletes a test cell gets it back (and graded), not a free pass.
 c.OverwriteCells.add_missing_cells = True
 
-# nbgrader's own autograde steps, with its Execute replaced: dqn_helpers.tampering.GuardedExecute
+# nbgrader's own autograde steps, with its Execute replaced: dqn_helpers.instructor.tampering.GuardedExecute
 # runs each kernel in a sandbox and fails every test cell that tampering could have turned.
 c.Autograde.autograde_preprocessors = [
-    "dqn_helpers.tampering.GuardedExecute",
+    "dqn_helpers.instructor.tampering.GuardedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

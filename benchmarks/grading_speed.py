@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from dqn_helpers.grading import (
+from dqn_helpers.instructor.grading import (
     GRADING, SOURCE, SUBMITTED, TAMPERING_NOTE, WRITTEN_ANSWER_NOTE, grade_course, register_assignments,
 )  # fmt: skip
 

@@ -116,7 +116,7 @@ def _grade(args: argparse.Namespace) -> None:
     import csv
     from collections import defaultdict
 
-    from dqn_helpers.grading import grade_course
+    from dqn_helpers.instructor.grading import grade_course
 
     output = grade_course(
         args.course, jobs=args.jobs, cell_timeout=args.cell_timeout, memory_limit_gb=args.memory_limit_gb,
@@ -203,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         args.run(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:
+        if error.name != "nbgrader":
+            raise
+        print(f"error: {error}", file=sys.stderr)  # `grade` without the instructor extra
         return 2
     except KeyboardInterrupt:
         return 130  # what was finished is kept; the command said how to go on

@@ -8,7 +8,7 @@ os.environ.setdefault("DQN_FAST", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 
-from dqn_helpers.sandbox import sandbox_problem  # noqa: E402  (after DQN_FAST is set)
+from dqn_helpers.instructor.sandbox import sandbox_problem  # noqa: E402  (after DQN_FAST is set)
 
 # Grading runs every kernel in the sandbox where it can run (`make test` installs bubblewrap);
 # elsewhere the grading tests pass --no-sandbox and the sandbox's own tests skip, saying why.

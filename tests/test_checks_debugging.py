@@ -18,7 +18,7 @@ import pytest
 
 import dqn_helpers.checks
 from dqn_helpers import keras, tf
-from dqn_helpers.blanks import BUG_MARKER, apply_bug
+from dqn_helpers.instructor.release import BUG_MARKER, apply_bug
 from dqn_helpers.checks import debugging as checks
 from tests.conftest import REPO
 

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from dqn_helpers.blanks import BLANK, BUG_MARKER, MARKER, UnfilledBlankError
-from dqn_helpers.grading import WRITTEN_ANSWER_NOTE
+from dqn_helpers.blanks import BLANK, UnfilledBlankError
+from dqn_helpers.instructor.release import BUG_MARKER, MARKER
+from dqn_helpers.instructor.grading import WRITTEN_ANSWER_NOTE
 from tests.conftest import REPO, SANDBOX
 
 pytestmark = pytest.mark.notebooks

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from dqn_helpers.grading import NO_SANDBOX_NOTE, TAMPERING_NOTE, graded_cells
-from dqn_helpers.tampering import TAMPERING_ERROR
+from dqn_helpers.instructor.grading import NO_SANDBOX_NOTE, TAMPERING_NOTE, graded_cells
+from dqn_helpers.instructor.tampering import TAMPERING_ERROR
 from tests.conftest import REPO, SANDBOX, SANDBOX_PROBLEM
 from tests.submissions import build
 

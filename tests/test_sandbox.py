@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dqn_helpers.sandbox import SandboxedKernelManager, sandbox_command
+from dqn_helpers.instructor.sandbox import SandboxedKernelManager, sandbox_command
 from tests.conftest import SANDBOX_PROBLEM
 
 needs_sandbox = pytest.mark.skipif(bool(SANDBOX_PROBLEM), reason=f"the sandbox cannot run here: {SANDBOX_PROBLEM}")
@@ -138,7 +138,7 @@ def test_a_kernel_dies_with_its_grader(tmp_path):
     runtime.mkdir()
     grader = textwrap.dedent(f"""
         import asyncio, sys, time
-        from dqn_helpers.sandbox import SandboxedKernelManager
+        from dqn_helpers.instructor.sandbox import SandboxedKernelManager
 
         async def main():
             manager = SandboxedKernelManager(kernel_name="python3", writable=[{str(own)!r}], runtime_folder={str(runtime)!r})

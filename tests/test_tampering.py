@@ -10,8 +10,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from dqn_helpers import _kernel_probe, tampering
-from dqn_helpers.tampering import TAMPERING_ERROR, GuardedExecute, changes, imported_names, screen_cell
+from dqn_helpers.instructor import _kernel_probe, tampering
+from dqn_helpers.instructor.tampering import TAMPERING_ERROR, GuardedExecute, changes, imported_names, screen_cell
 from tests.conftest import SANDBOX_PROBLEM
 
 COURSE_IMPORTS = imported_names(

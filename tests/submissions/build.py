@@ -25,8 +25,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from dqn_helpers.blanks import MARKER
-from dqn_helpers.grading import graded_cells
+from dqn_helpers.instructor.release import MARKER
+from dqn_helpers.instructor.grading import graded_cells
 from tests.submissions.catalogue import MISTAKES
 
 HERE = Path(__file__).resolve().parent

@@ -17,11 +17,11 @@ What it writes, beside the gradebook and nbgrader's ``autograded/``:
   submission's status (``graded``, ``failed`` or ``not submitted``) and a note
   saying why; a written answer not graded yet scores 0 and its note says so;
 - ``grading/<assignment>/<student>.log``: nbgrader's log of that submission;
-- ``grading/<assignment>/<student>.tampering.json``: what :mod:`dqn_helpers.tampering`
+- ``grading/<assignment>/<student>.tampering.json``: what :mod:`dqn_helpers.instructor.tampering`
   saw, if anything; every row of a notebook where it saw something gets the note
   ``tampering suspected: ...``, and so do the gradebook's comments on its answers.
 
-Each kernel runs in :mod:`dqn_helpers.sandbox` (bubblewrap): it sees neither the
+Each kernel runs in :mod:`dqn_helpers.instructor.sandbox` (bubblewrap): it sees neither the
 solutions, nor the gradebook, nor another student's files, nor the network. Where
 the sandbox cannot run, grading refuses unless told ``sandbox=False``
 (``--no-sandbox``), and every row graded without it says so.
@@ -52,7 +52,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from dqn_helpers.sandbox import sandbox_problem
+from dqn_helpers.instructor.sandbox import sandbox_problem
 
 __all__ = [
     "SOURCE", "SUBMITTED", "AUTOGRADED", "GRADING", "WRITTEN_ANSWER_NOTE", "NO_SANDBOX_NOTE", "TAMPERING_NOTE", "Outcome", "GradedCell", "grade_course",
@@ -105,8 +105,8 @@ class Outcome:
     note: str  # why it failed, or what was done to grade it; "" when nothing to say
     seconds: float
     fingerprint: str  # hash of the submitted files, to tell a changed submission on resume
-    sandboxed: bool = True  # its kernels ran in dqn_helpers.sandbox
-    tampering: dict[str, str] | None = None  # notebook -> what dqn_helpers.tampering saw there
+    sandboxed: bool = True  # its kernels ran in dqn_helpers.instructor.sandbox
+    tampering: dict[str, str] | None = None  # notebook -> what dqn_helpers.instructor.tampering saw there
 
 
 def graded_cells(source_dir: str | Path) -> list[GradedCell]:
@@ -158,7 +158,7 @@ def grade_course(
             submission is graded again only if its files changed, or if it was
             graded with the sandbox off and is now graded with it on (or back).
         progress: Show a progress bar.
-        sandbox: Run each kernel in :mod:`dqn_helpers.sandbox`. ``False`` only where
+        sandbox: Run each kernel in :mod:`dqn_helpers.instructor.sandbox`. ``False`` only where
             it cannot run, knowingly: the student's code then runs with your permissions.
 
     Returns:
@@ -305,7 +305,7 @@ def _grade_submission(
 
 
 def _tampering(report: Path) -> dict[str, str] | None:
-    """What dqn_helpers.tampering saw, per notebook, from its report (None if nothing)."""
+    """What dqn_helpers.instructor.tampering saw, per notebook, from its report (None if nothing)."""
     if not report.is_file():
         return None
     seen: dict[str, list[str]] = {}

@@ -1,4 +1,4 @@
-"""What a graded kernel's machinery looks like right now, for :mod:`dqn_helpers.tampering`.
+"""What a graded kernel's machinery looks like right now, for :mod:`dqn_helpers.instructor.tampering`.
 
 The grader never imports this module in the kernel (a student's code could have
 replaced it there): it reads this file and sends its text with every probe, as a

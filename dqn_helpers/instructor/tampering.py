@@ -8,7 +8,7 @@ functions that always agree. nbgrader itself does not guard against that.
 ``Execute`` step and defends in depth; a student can read this file, so nothing
 relies on the method being secret.
 
-1. **The sandbox** (:mod:`dqn_helpers.sandbox`): the kernel sees no solutions, no
+1. **The sandbox** (:mod:`dqn_helpers.instructor.sandbox`): the kernel sees no solutions, no
    gradebook, no other student and no network, and writes only into its own folder.
 2. **A static screen** of every cell the course did not write (answer cells, cells a
    student added or changed), read as IPython would run it: reaching into IPython,
@@ -16,7 +16,7 @@ relies on the method being secret.
    ``exec``/``eval``/``setattr``; assigning to another module's attributes; rebinding a
    name the notebook's own code imported; shell escapes and magics other than timing
    and plotting. Ordinary Python (functions, classes, NumPy, printing, plotting) passes.
-3. **A runtime probe** after every cell (:mod:`dqn_helpers._kernel_probe`, sent as
+3. **A runtime probe** after every cell (:mod:`dqn_helpers.instructor._kernel_probe`, sent as
    text and evaluated outside IPython's input transformers): the identities of
    IPython's transformers and exception handlers, the shell's, kernel's and session's
    methods, the interpreter's hooks, the builtins, the functions of the checks,
@@ -27,7 +27,7 @@ relies on the method being secret.
 From the first finding on, every test cell of that notebook is failed with a
 ``TamperingSuspected`` error that says what was seen (nbgrader gives a test cell
 with an error 0 points), and the findings go to the report file that
-:mod:`dqn_helpers.grading` turns into the note ``tampering suspected: ...`` in
+:mod:`dqn_helpers.instructor.grading` turns into the note ``tampering suspected: ...`` in
 ``grades.csv`` and the gradebook's comments.
 """
 
@@ -44,7 +44,7 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, List, Unicode
 
-from dqn_helpers.sandbox import SandboxedKernelManager, sandbox_problem
+from dqn_helpers.instructor.sandbox import SandboxedKernelManager, sandbox_problem
 
 __all__ = ["Finding", "GuardedExecute", "screen_cell"]
 
@@ -248,7 +248,7 @@ def imported_names(source: str) -> dict[str, str]:
 
 
 def changes(before: dict, after: dict, owned: dict[str, int], machinery: bool = True) -> list[str]:
-    """What changed between two fingerprints that a test relies on (see :mod:`dqn_helpers._kernel_probe`).
+    """What changed between two fingerprints that a test relies on (see :mod:`dqn_helpers.instructor._kernel_probe`).
 
     Args:
         before: The fingerprint before a cell.
@@ -304,7 +304,7 @@ class GuardedExecute(Execute):
     the same settings (``c.Execute.timeout`` and the rest).
     """
 
-    sandbox = Bool(True, help="Run the kernel in dqn_helpers.sandbox (bubblewrap).").tag(config=True)
+    sandbox = Bool(True, help="Run the kernel in dqn_helpers.instructor.sandbox (bubblewrap).").tag(config=True)
     writable_beside = List(
         Unicode(), help="Folders the kernel may write into besides its own, relative to the notebook's folder."
     ).tag(config=True)
