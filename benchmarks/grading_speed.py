@@ -28,13 +28,20 @@ from collections import defaultdict
 from pathlib import Path
 
 from dqn_helpers.instructor.grading import (
-    GRADING, SOURCE, SUBMITTED, TAMPERING_NOTE, WRITTEN_ANSWER_NOTE, grade_course, register_assignments,
-)  # fmt: skip
+    GRADING,
+    SOURCE,
+    SUBMITTED,
+    TAMPERING_NOTE,
+    WRITTEN_ANSWER_NOTE,
+    grade_course,
+    register_assignments,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
+    """Grade the solutions as a class of N students and print the timings as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=1, help="students, each handing in every assignment")
     parser.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
@@ -53,7 +60,11 @@ def main() -> None:
         course = Path(folder)
         shutil.copy(REPO / "nbgrader_config.py", course)
         for assignment in assignments:
-            shutil.copytree(REPO / SOURCE / assignment, course / SOURCE / assignment, ignore=shutil.ignore_patterns("runs", "videos"))
+            shutil.copytree(
+                REPO / SOURCE / assignment,
+                course / SOURCE / assignment,
+                ignore=shutil.ignore_patterns("runs", "videos"),
+            )
             for index in range(args.students):
                 shutil.copytree(course / SOURCE / assignment, course / SUBMITTED / f"student{index:03d}" / assignment)
         start = time.perf_counter()
@@ -70,21 +81,29 @@ def main() -> None:
                 continue  # what dqn_helpers.tampering saw, not a timing
             per_notebook[path.parent.name].append(json.loads(path.read_text())["seconds"])
 
-    print(json.dumps({
-        "students": args.students,
-        "jobs": args.jobs,
-        "assignments": assignments,
-        "cores": os.cpu_count(),
-        "sandbox": not args.no_sandbox,
-        "register_assignments_seconds": round(setup_seconds, 1),
-        "batch_seconds": round(seconds, 1),
-        "seconds_per_complete_submission": round(seconds / args.students, 1),
-        "notebook_seconds_mean": {name: round(statistics.mean(times), 1) for name, times in sorted(per_notebook.items())},
-        "all_full_marks": all(  # written answers wait for the instructor
-            row["status"] == "graded" and (row["score"] == row["max_score"] or WRITTEN_ANSWER_NOTE in row["note"]) for row in rows
-        ),
-        "tampering_notes": sum(TAMPERING_NOTE in row["note"] for row in rows),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "students": args.students,
+                "jobs": args.jobs,
+                "assignments": assignments,
+                "cores": os.cpu_count(),
+                "sandbox": not args.no_sandbox,
+                "register_assignments_seconds": round(setup_seconds, 1),
+                "batch_seconds": round(seconds, 1),
+                "seconds_per_complete_submission": round(seconds / args.students, 1),
+                "notebook_seconds_mean": {
+                    name: round(statistics.mean(times), 1) for name, times in sorted(per_notebook.items())
+                },
+                "all_full_marks": all(  # written answers wait for the instructor
+                    row["status"] == "graded"
+                    and (row["score"] == row["max_score"] or WRITTEN_ANSWER_NOTE in row["note"])
+                    for row in rows
+                ),
+                "tampering_notes": sum(TAMPERING_NOTE in row["note"] for row in rows),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

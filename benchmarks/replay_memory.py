@@ -35,6 +35,7 @@ NUM_ENVS = 4
 
 
 def main() -> None:
+    """Fill a replay memory of the given capacity and print its size and speed as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--capacity", type=int, default=1_000_000, help="transitions")
     parser.add_argument("--num-envs", type=int, default=NUM_ENVS)
@@ -53,7 +54,9 @@ def main() -> None:
     steps = args.capacity // args.num_envs
     start = time.perf_counter()
     for t in tqdm(range(steps), unit="vector step", mininterval=2):
-        next_states = np.concatenate([states[:, 1:], np.broadcast_to(frames[t % FRAME_POOL], (args.num_envs, 1, 84, 84))], axis=1)
+        next_states = np.concatenate(
+            [states[:, 1:], np.broadcast_to(frames[t % FRAME_POOL], (args.num_envs, 1, 84, 84))], axis=1
+        )
         terminated = np.full(args.num_envs, (t + 1) % args.episode_length == 0)
         buffer.add(states, actions, rewards, next_states, terminated, truncated)
         states = np.zeros_like(states) if terminated[0] else next_states

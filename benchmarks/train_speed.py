@@ -69,10 +69,12 @@ def peak_rss_mb() -> float:
 
 
 def median_ms(seconds: list[float]) -> float:
+    """The median of ``seconds``, in milliseconds."""
     return float(np.median(seconds) * 1e3)
 
 
 def common_fields(impl: str, steps: int, epsilon: float) -> dict[str, Any]:
+    """What every result records: the implementation, the run's size and this machine's TensorFlow."""
     import tensorflow as tf
 
     return {
@@ -95,8 +97,18 @@ UPDATE_PATHS: dict[str, tuple[dict[str, Any], dict[str, str], tuple[int, int] | 
     "float32_graph": ({"precision": "float32", "jit_compile": False}, {}, None, False),
     "bfloat16_graph": ({"precision": "bfloat16", "jit_compile": False}, {}, None, False),
     "bfloat16_xla": ({"precision": "bfloat16", "jit_compile": True}, {}, None, False),
-    "float32_xla_no_onednn": ({"precision": "float32", "jit_compile": True}, {"TF_ENABLE_ONEDNN_OPTS": "0"}, None, False),
-    "float32_graph_no_onednn": ({"precision": "float32", "jit_compile": False}, {"TF_ENABLE_ONEDNN_OPTS": "0"}, None, False),
+    "float32_xla_no_onednn": (
+        {"precision": "float32", "jit_compile": True},
+        {"TF_ENABLE_ONEDNN_OPTS": "0"},
+        None,
+        False,
+    ),
+    "float32_graph_no_onednn": (
+        {"precision": "float32", "jit_compile": False},
+        {"TF_ENABLE_ONEDNN_OPTS": "0"},
+        None,
+        False,
+    ),
     "float32_xla_threads_2_1": ({"precision": "float32", "jit_compile": True}, {}, (2, 1), False),
     "float32_xla_fused_forward": ({"precision": "float32", "jit_compile": True}, {}, None, True),
 }
@@ -158,22 +170,50 @@ def run_updates(rounds: int, repeats: int, paths: list[str]) -> None:
     for _ in range(rounds):
         for name in paths:
             environment = UPDATE_PATHS[name][1]
-            command = [sys.executable, __file__, "--impl", "updates", "--update-path", name, "--update-repeats", str(repeats)]
-            done = subprocess.run(command, check=True, capture_output=True, text=True, env={**os.environ, **environment})
+            command = [
+                sys.executable,
+                __file__,
+                "--impl",
+                "updates",
+                "--update-path",
+                name,
+                "--update-repeats",
+                str(repeats),
+            ]
+            done = subprocess.run(
+                command, check=True, capture_output=True, text=True, env={**os.environ, **environment}
+            )
             per_path[name].append(json.loads(done.stdout.strip().splitlines()[-1])["median_ms"])
     for name, values in per_path.items():
         settings, environment, threads, fused = UPDATE_PATHS[name]
-        print(json.dumps({
-            **common_fields("updates", 0, 0.0), "path": name, **settings, "environment": environment,
-            "threads": threads, "fused_forward": fused, "double_dqn": True, "repeats": repeats,
-            "median_ms": round(float(np.median(values)), 2), "rounds_ms": values,
-        }), flush=True)  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    **common_fields("updates", 0, 0.0),
+                    "path": name,
+                    **settings,
+                    "environment": environment,
+                    "threads": threads,
+                    "fused_forward": fused,
+                    "double_dqn": True,
+                    "repeats": repeats,
+                    "median_ms": round(float(np.median(values)), 2),
+                    "rounds_ms": values,
+                }
+            ),
+            flush=True,
+        )
     medians = {name: float(np.median(values)) for name, values in per_path.items()}
     # The path train() takes with its default settings on this CPU (XLA for float32, the graph for bfloat16).
     precision = resolve_precision(DQNConfig().precision)
     default = f"{precision}_{'xla' if precision == 'float32' else 'graph'}"
-    summary = {"impl": "updates", "cpu_native_bfloat16": cpu_has_native_bfloat16(), "fastest": min(medians, key=medians.get),
-               "fastest_ms": round(min(medians.values()), 2), "default_path": default}  # fmt: skip
+    summary = {
+        "impl": "updates",
+        "cpu_native_bfloat16": cpu_has_native_bfloat16(),
+        "fastest": min(medians, key=medians.get),
+        "fastest_ms": round(min(medians.values()), 2),
+        "default_path": default,
+    }
     if default in medians:
         summary["default_ms"] = round(medians[default], 2)
         summary["ceiling_steps_per_s_at_default"] = round(TRAIN_FREQUENCY / medians[default] * 1e3, 1)
@@ -199,6 +239,7 @@ def timed(method: Callable, seconds: list[tuple[float, float]], calls: deque[tup
 
 
 def run_ours(steps: int, warmup: int, epsilon: float, num_envs: int) -> dict[str, Any]:
+    """Time the course's trainer (``train``'s loop: vector games, batched actions, the learner)."""
     from dqn_helpers.learner import DQNLearner
     from dqn_helpers.policies import QPolicy
     from dqn_helpers.replay import VectorReplayBuffer
@@ -291,20 +332,34 @@ def run_student(steps: int, warmup: int, epsilon: float) -> dict[str, Any]:
     QPolicy.act = timed(QPolicy.act, act_calls)
     notebook = notebook_05_loop()
     config = DQNConfig(
-        num_envs=1, total_steps=warmup + steps, buffer_size=100_000, learning_starts=BATCH_SIZE + 1,
-        train_frequency=TRAIN_FREQUENCY, batch_size=BATCH_SIZE, epsilon_start=epsilon, epsilon_end=epsilon,
-    )  # fmt: skip
+        num_envs=1,
+        total_steps=warmup + steps,
+        buffer_size=100_000,
+        learning_starts=BATCH_SIZE + 1,
+        train_frequency=TRAIN_FREQUENCY,
+        batch_size=BATCH_SIZE,
+        epsilon_start=epsilon,
+        epsilon_end=epsilon,
+    )
     env = make_env(config.game, training=True)
     learner = DQNLearner(int(env.action_space.n), precision=config.precision)
     with tempfile.TemporaryDirectory() as run_dir:
         log = notebook["TrainingLog"](Path(run_dir))
-        notebook["train_loop"](config, env, learner, ReplayBuffer(config.buffer_size), QPolicy(learner.online_network),
-                               np.random.default_rng(0), log, progress=False)  # fmt: skip
+        notebook["train_loop"](
+            config,
+            env,
+            learner,
+            ReplayBuffer(config.buffer_size),
+            QPolicy(learner.online_network),
+            np.random.default_rng(0),
+            log,
+            progress=False,
+        )
         log.close()
     env.close()
     # One act call per agent step: time from the first step after the warm-up to the last one.
     steps_per_s = (len(act_calls) - 1 - warmup) / (act_calls[-1][0] - act_calls[warmup][0])
-    update_ms = median_ms([seconds for _, seconds in update_calls[(warmup - BATCH_SIZE) // TRAIN_FREQUENCY:]])
+    update_ms = median_ms([seconds for _, seconds in update_calls[(warmup - BATCH_SIZE) // TRAIN_FREQUENCY :]])
     return {
         **common_fields("student", steps, epsilon),
         **learner.compute_path,
@@ -429,17 +484,26 @@ def run_naive(steps: int, warmup: int, epsilon: float) -> dict[str, Any]:
 
 
 def main() -> None:
+    """Run the implementations asked for and print one JSON object per result."""
     from dqn_helpers.training import DQNConfig
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--impl", choices=["ours", "naive", "student", "both", "updates"], default="both")
-    parser.add_argument("--rounds", type=int, default=2, help="--impl updates: times each path is measured, interleaved")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="--impl updates: times each path is measured, interleaved"
+    )
     parser.add_argument("--update-repeats", type=int, default=40, help="--impl updates: updates timed per process")
-    parser.add_argument("--paths", default=",".join(UPDATE_PATHS), help="--impl updates: the paths to time, comma-separated")
+    parser.add_argument(
+        "--paths", default=",".join(UPDATE_PATHS), help="--impl updates: the paths to time, comma-separated"
+    )
     parser.add_argument("--update-path", choices=sorted(UPDATE_PATHS), help=argparse.SUPPRESS)  # one path, in a child
     parser.add_argument("--steps", type=int, default=2_000, help="agent steps timed")
-    parser.add_argument("--warmup", type=int, default=400, help="agent steps before the timing starts (tracing, compilation)")
-    parser.add_argument("--epsilon", type=float, default=0.05, help="fixed exploration rate (0.05: most actions greedy)")
+    parser.add_argument(
+        "--warmup", type=int, default=400, help="agent steps before the timing starts (tracing, compilation)"
+    )
+    parser.add_argument(
+        "--epsilon", type=float, default=0.05, help="fixed exploration rate (0.05: most actions greedy)"
+    )
     parser.add_argument("--num-envs", type=int, default=DQNConfig().num_envs, help="games played at once (ours)")
     args = parser.parse_args()
     if args.impl == "updates":
@@ -449,18 +513,34 @@ def main() -> None:
             paths = args.paths.split(",")
             unknown = sorted(set(paths) - set(UPDATE_PATHS))
             if unknown or args.rounds < 1 or args.update_repeats < 1:
-                parser.error(f"--paths must name paths of {sorted(UPDATE_PATHS)} and --rounds, --update-repeats be "
-                             f"positive; got unknown {unknown}, {args.rounds}, {args.update_repeats}")  # fmt: skip
+                parser.error(
+                    f"--paths must name paths of {sorted(UPDATE_PATHS)} and --rounds, --update-repeats be "
+                    f"positive; got unknown {unknown}, {args.rounds}, {args.update_repeats}"
+                )
             run_updates(args.rounds, args.update_repeats, paths)
         return
     if args.steps <= 0:
         parser.error(f"--steps must be positive, got {args.steps}")
     if args.warmup < BATCH_SIZE + args.num_envs:
-        parser.error(f"--warmup must be at least batch size + num_envs ({BATCH_SIZE + args.num_envs}), got {args.warmup}")
+        parser.error(
+            f"--warmup must be at least batch size + num_envs ({BATCH_SIZE + args.num_envs}), got {args.warmup}"
+        )
     if args.impl == "both":
         for impl in ("naive", "student", "ours"):
-            command = [sys.executable, __file__, "--impl", impl, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                       "--epsilon", str(args.epsilon), "--num-envs", str(args.num_envs)]  # fmt: skip
+            command = [
+                sys.executable,
+                __file__,
+                "--impl",
+                impl,
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--epsilon",
+                str(args.epsilon),
+                "--num-envs",
+                str(args.num_envs),
+            ]
             subprocess.run(command, check=True)
         return
     if args.impl == "ours":

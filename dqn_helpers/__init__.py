@@ -34,7 +34,9 @@ def _cache_xla_programs() -> None:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError:
         return  # no writable home: compile every time, as TensorFlow does by default
-    os.environ["TF_XLA_FLAGS"] = f"{os.environ.get('TF_XLA_FLAGS', '')} --tf_xla_persistent_cache_directory={cache}".strip()
+    os.environ["TF_XLA_FLAGS"] = (
+        f"{os.environ.get('TF_XLA_FLAGS', '')} --tf_xla_persistent_cache_directory={cache}".strip()
+    )
 
 
 _cache_xla_programs()

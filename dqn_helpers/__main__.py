@@ -48,7 +48,9 @@ def _agent(weights: Path | None, game: str):
 def _train(args: argparse.Namespace) -> None:
     from dqn_helpers.training import DQNConfig, train
 
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(DQNConfig) if getattr(args, f.name) is not None}
+    overrides = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(DQNConfig) if getattr(args, f.name) is not None
+    }
     config = DQNConfig.preset(args.preset, **overrides) if args.preset else DQNConfig(**overrides)
     summary = train(config, args.run_dir, progress=not args.no_progress)
     print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in summary._asdict().items()}))
@@ -84,17 +86,27 @@ def _evaluate(args: argparse.Namespace) -> None:
     from dqn_helpers.evaluation import evaluate, summarize
 
     scores = evaluate(
-        _agent(args.weights, args.game), game=args.game, episodes=args.episodes, epsilon=args.epsilon,
-        seed=args.seed, max_episode_frames=args.max_episode_frames, progress=not args.no_progress,
-    )  # fmt: skip
+        _agent(args.weights, args.game),
+        game=args.game,
+        episodes=args.episodes,
+        epsilon=args.epsilon,
+        seed=args.seed,
+        max_episode_frames=args.max_episode_frames,
+        progress=not args.no_progress,
+    )
     report = {
         "game": args.game,
         "weights": str(args.weights) if args.weights else "random agent",
-        "protocol": {"epsilon": args.epsilon, "max_episode_frames": args.max_episode_frames, "noop_max": 30,
-                     "full_games": True, "seed": args.seed},
+        "protocol": {
+            "epsilon": args.epsilon,
+            "max_episode_frames": args.max_episode_frames,
+            "noop_max": 30,
+            "full_games": True,
+            "seed": args.seed,
+        },
         **summarize(scores),
         "scores": scores.tolist(),
-    }  # fmt: skip
+    }
     text = json.dumps(report, indent=2)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -106,9 +118,13 @@ def _record(args: argparse.Namespace) -> None:
     from dqn_helpers.video import record_episode
 
     recorded = record_episode(
-        _agent(args.weights, args.game), args.output, game=args.game, epsilon=args.epsilon, seed=args.seed,
+        _agent(args.weights, args.game),
+        args.output,
+        game=args.game,
+        epsilon=args.epsilon,
+        seed=args.seed,
         max_episode_frames=args.max_episode_frames,
-    )  # fmt: skip
+    )
     print(f"Wrote {recorded.frames} frames (score {recorded.score:g}) to {recorded.path}")
 
 
@@ -119,10 +135,15 @@ def _grade(args: argparse.Namespace) -> None:
     from dqn_helpers.instructor.grading import grade_course
 
     output = grade_course(
-        args.course, jobs=args.jobs, cell_timeout=args.cell_timeout, memory_limit_gb=args.memory_limit_gb,
-        submission_timeout=args.submission_timeout, force=args.force, progress=not args.no_progress,
+        args.course,
+        jobs=args.jobs,
+        cell_timeout=args.cell_timeout,
+        memory_limit_gb=args.memory_limit_gb,
+        submission_timeout=args.submission_timeout,
+        force=args.force,
+        progress=not args.no_progress,
         sandbox=not args.no_sandbox,
-    )  # fmt: skip
+    )
     totals: dict[tuple[str, str], list] = defaultdict(lambda: [0.0, 0.0, ""])
     with open(output) as file:
         for row in csv.DictReader(file):
@@ -140,15 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
     from dqn_helpers.evaluation import EVAL_EPSILON, EVAL_MAX_EPISODE_FRAMES
     from dqn_helpers.training import PRESETS
 
-    parser = argparse.ArgumentParser(prog="python -m dqn_helpers", description="Train, evaluate and record DQN agents on Atari.")
+    parser = argparse.ArgumentParser(
+        prog="python -m dqn_helpers", description="Train, evaluate and record DQN agents on Atari."
+    )
     parser.add_argument("--version", action="version", version=dqn_helpers.__version__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train_parser = commands.add_parser("train", help="train a DQN agent (resumes from --run-dir's checkpoint)")
-    train_parser.add_argument("--run-dir", type=Path, default=Path("runs/breakout"), help="folder for logs, checkpoints, weights")
+    train_parser.add_argument(
+        "--run-dir", type=Path, default=Path("runs/breakout"), help="folder for logs, checkpoints, weights"
+    )
     train_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     train_parser.add_argument(
-        "--preset", choices=sorted(PRESETS), help="start from a named preset (short: learns within minutes on a CPU); flags override it"
+        "--preset",
+        choices=sorted(PRESETS),
+        help="start from a named preset (short: learns within minutes on a CPU); flags override it",
     )
     _add_config_flags(train_parser)
     train_parser.set_defaults(run=_train)
@@ -156,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     export_parser = commands.add_parser(
         "export", help="copy a run's newest weights, config and learning curve (CSV and PNG) into a folder"
     )
-    export_parser.add_argument("--run-dir", type=Path, required=True, help="a folder that train wrote (finished or not)")
+    export_parser.add_argument(
+        "--run-dir", type=Path, required=True, help="a folder that train wrote (finished or not)"
+    )
     export_parser.add_argument("--output-dir", type=Path, required=True, help="folder to write the files to")
     export_parser.set_defaults(run=_export)
 
@@ -166,12 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument(
-            "--weights", type=Path, help="a .weights.h5 file, or 'reference' for the shipped agent; the random agent without it"
+            "--weights",
+            type=Path,
+            help="a .weights.h5 file, or 'reference' for the shipped agent; the random agent without it",
         )
         sub.add_argument("--game", default=DEFAULT_GAME, help="ALE game name")
         sub.add_argument("--epsilon", type=float, default=EVAL_EPSILON, help="probability of a random action")
         sub.add_argument("--seed", type=int, default=0, help="seed of the no-op starts and exploration")
-        sub.add_argument("--max-episode-frames", type=int, default=EVAL_MAX_EPISODE_FRAMES, help="emulator frames per game at most")
+        sub.add_argument(
+            "--max-episode-frames", type=int, default=EVAL_MAX_EPISODE_FRAMES, help="emulator frames per game at most"
+        )
         sub.set_defaults(run=run)
     grade_parser = commands.add_parser(
         "grade", help="autograde every submission in submitted/ with nbgrader and write grading/grades.csv"
@@ -179,14 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
     grade_parser.add_argument("--course", type=Path, default=Path("."), help="the course folder (nbgrader_config.py)")
     grade_parser.add_argument("--jobs", type=int, default=1, help="submissions graded at once (one kernel each)")
     grade_parser.add_argument("--cell-timeout", type=int, help="seconds a cell may run (default: nbgrader_config.py's)")
-    grade_parser.add_argument("--memory-limit-gb", type=float, default=8.0, help="memory per kernel in GB (0: no limit)")
+    grade_parser.add_argument(
+        "--memory-limit-gb", type=float, default=8.0, help="memory per kernel in GB (0: no limit)"
+    )
     grade_parser.add_argument("--submission-timeout", type=float, default=1800.0, help="seconds per submission in all")
     grade_parser.add_argument("--force", action="store_true", help="grade again what an earlier run graded")
     grade_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     grade_parser.add_argument(
-        "--no-sandbox", action="store_true",
+        "--no-sandbox",
+        action="store_true",
         help="run the students' kernels unsandboxed, with your permissions (only where bubblewrap cannot run; grades.csv says so)",
-    )  # fmt: skip
+    )
     grade_parser.set_defaults(run=_grade)
     evaluate_parser, record_parser = commands.choices["evaluate"], commands.choices["record"]
     evaluate_parser.add_argument("--episodes", type=int, default=30, help="full games to play")

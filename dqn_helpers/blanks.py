@@ -45,13 +45,13 @@ class UnfilledBlankError(Exception):
 
 
 def find_blanks(source: str) -> list[tuple[int, str]]:
-    """Lines of Python source that use the name ``___``, as ``(line number, text)``.
+    r"""Lines of Python source that use the name ``___``, as ``(line number, text)``.
 
     Source that does not parse has no blanks to report (Python's own SyntaxError
     says more).
 
     Example:
-        >>> find_blanks("a = 1\\nb = f(___, 2)\\nc = '___'")
+        >>> find_blanks("a = 1\nb = f(___, 2)\nc = '___'")
         [(2, 'b = f(___, 2)')]
     """
     try:
@@ -78,16 +78,18 @@ NAME_ERROR_HINT = (
 
 
 def _explain_name_error(shell, etype, value, tb, tb_offset=None):
-    """IPython custom exception handler: a check cell that meets an undefined name
-    most often follows an exercise that was not run, so say so."""
+    """IPython custom exception handler: say that an undefined name most often means an exercise did not run.
+
+    A check cell that meets an undefined name most often follows an exercise cell
+    that was not run (or failed).
+    """
     if NAME_ERROR_HINT not in str(value):
         value.args = (f"{value}. {NAME_ERROR_HINT}",)
     shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
 
 
 def load_ipython_extension(ipython) -> None:
-    """Called by ``%load_ext dqn_helpers.blanks``: check every cell for blanks, and
-    explain undefined names."""
+    """Called by ``%load_ext dqn_helpers.blanks``: check every cell for blanks, and explain undefined names."""
     if _refuse_blanks not in ipython.input_transformers_post:
         ipython.input_transformers_post.append(_refuse_blanks)
     ipython.set_custom_exc((NameError,), _explain_name_error)

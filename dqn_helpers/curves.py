@@ -18,7 +18,11 @@ from dqn_helpers.training import EPISODE_FIELDS
 
 __all__ = ["moving_average", "plot_learning_curves", "read_episodes", "save_learning_curve"]
 
-_X_LABELS = {"step": "agent steps (x4 frames)", "hours": "wall-clock hours of training", "minutes": "wall-clock minutes of training"}
+_X_LABELS = {
+    "step": "agent steps (x4 frames)",
+    "hours": "wall-clock hours of training",
+    "minutes": "wall-clock minutes of training",
+}
 
 
 def read_episodes(path: str | Path) -> dict[str, np.ndarray]:
@@ -137,7 +141,9 @@ def save_learning_curve(
     for ax, x in zip(axes, ("step", time)):
         plot_learning_curves({label: episodes}, x=x, window=window, ax=ax)
     duration = f"{episodes['hours'][-1]:.2f} hours" if time == "hours" else f"{episodes['hours'][-1] * 60:.1f} minutes"
-    figure.suptitle(f"{label}: {int(episodes['step'][-1]):,} agent steps, {duration}, {episodes['return'].size:,} games")
+    figure.suptitle(
+        f"{label}: {int(episodes['step'][-1]):,} agent steps, {duration}, {episodes['return'].size:,} games"
+    )
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

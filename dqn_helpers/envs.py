@@ -85,8 +85,10 @@ def atari_env_id(game: str) -> str:
 
 
 def _restart(env: gym.Env, ending_info: dict[str, Any], options: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
-    """Reset after a game that ended inside a wrapper's ``reset``, passing on its
-    ``info["episode"]`` statistics so that the game is still counted."""
+    """Reset after a game that ended inside a wrapper's ``reset``, keeping that game's statistics.
+
+    Its ``info["episode"]`` is passed on, so that the game is still counted.
+    """
     observation, info = env.reset(options=options)
     if "episode" in ending_info:
         info = {**info, "episode": ending_info["episode"]}
@@ -107,6 +109,7 @@ class EpisodicLife(gym.Wrapper):
         self._game_over = True
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Step the game; a lost life ends the episode for learning, not the game."""
         observation, reward, terminated, truncated, info = self.env.step(action)
         self._game_over = terminated or truncated
         lives = self.env.unwrapped.ale.lives()
@@ -116,6 +119,7 @@ class EpisodicLife(gym.Wrapper):
         return observation, reward, terminated, truncated, info
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        """Reset the game if it is over (or a seed is given); otherwise go on after the lost life."""
         if self._game_over or seed is not None:
             observation, info = self.env.reset(seed=seed, options=options)
         else:
@@ -142,6 +146,7 @@ class FireOnReset(gym.Wrapper):
         self._fire = meanings.index("FIRE")
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        """Reset the game, then press FIRE to launch the ball."""
         _, reset_info = self.env.reset(seed=seed, options=options)
         observation, _, terminated, truncated, step_info = self.env.step(self._fire)
         info = {**reset_info, **step_info}
@@ -259,10 +264,12 @@ class BackgroundVectorEnv(gym.vector.SyncVectorEnv):
         return pending.result()
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every game at once (``step_async`` then ``step_wait``)."""
         self.step_async(actions)
         return self.step_wait()
 
     def close_extras(self, **kwargs: Any) -> None:
+        """Wait for an unfinished step, then close the games."""
         self._executor.shutdown(wait=True)  # an unfinished step ends before its environments close
         super().close_extras(**kwargs)
 

@@ -19,7 +19,15 @@ from dqn_helpers._tensorflow import keras
 from dqn_helpers.envs import make_env
 from dqn_helpers.policies import Policy, QPolicy
 
-__all__ = ["EVAL_EPSILON", "EVAL_MAX_EPISODE_FRAMES", "StepRecord", "as_policy", "evaluate", "play_episode", "summarize"]
+__all__ = [
+    "EVAL_EPSILON",
+    "EVAL_MAX_EPISODE_FRAMES",
+    "StepRecord",
+    "as_policy",
+    "evaluate",
+    "play_episode",
+    "summarize",
+]
 
 EVAL_EPSILON = 0.05
 EVAL_MAX_EPISODE_FRAMES = 18_000  # emulator frames: 5 minutes at 60 Hz

@@ -1,15 +1,15 @@
-"""Learning: TD targets, the Huber loss, a compiled train step, target-network sync.
+r"""Learning: TD targets, the Huber loss, a compiled train step, target-network sync.
 
 The DQN loss for a batch of transitions ``(s, a, r, s', terminated)`` is
 
 .. math::
 
-    y = r + \\gamma \\, (1 - \\text{terminated}) \\, \\max_{a'} Q_{\\bar\\theta}(s', a')
+    y = r + \gamma \, (1 - \text{terminated}) \, \max_{a'} Q_{\bar\theta}(s', a')
 
-    L(\\theta) = \\operatorname{mean}\\, \\text{Huber}\\big(y - Q_\\theta(s, a)\\big)
+    L(\theta) = \operatorname{mean}\, \text{Huber}\big(y - Q_\theta(s, a)\big)
 
-where :math:`\\bar\\theta` are the target network's weights, copied from the online
-weights :math:`\\theta` every few thousand steps and never trained. Double DQN (van
+where :math:`\bar\theta` are the target network's weights, copied from the online
+weights :math:`\theta` every few thousand steps and never trained. Double DQN (van
 Hasselt et al. 2016) lets the online network choose :math:`a'` and the target
 network value it, which removes most of the max operator's overestimation.
 """
@@ -120,7 +120,9 @@ def td_targets(
         )
     gamma = tf.convert_to_tensor(gamma, tf.float32)
     if gamma.shape.rank not in (0, 1) or (gamma.shape.rank == 1 and gamma.shape[0] not in (None, rewards.shape[0])):
-        raise ValueError(f"gamma must be a number or one per transition, shape ({rewards.shape[0]},), got shape {gamma.shape}")
+        raise ValueError(
+            f"gamma must be a number or one per transition, shape ({rewards.shape[0]},), got shape {gamma.shape}"
+        )
     if next_q_online is None:
         next_values = tf.reduce_max(next_q_target, axis=1)
     else:
@@ -213,8 +215,12 @@ class DQNLearner:
                 "slower than float32 ones; use precision='float32' or 'auto'",
                 stacklevel=2,
             )
-        self.online_network = nature_cnn(num_actions, input_shape=input_shape, name="online_network", precision=self.precision)
-        self.target_network = nature_cnn(num_actions, input_shape=input_shape, name="target_network", precision=self.precision)
+        self.online_network = nature_cnn(
+            num_actions, input_shape=input_shape, name="online_network", precision=self.precision
+        )
+        self.target_network = nature_cnn(
+            num_actions, input_shape=input_shape, name="target_network", precision=self.precision
+        )
         self.target_network.trainable = False
         self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate, epsilon=adam_epsilon)
         self.optimizer.build(self.online_network.trainable_variables)
@@ -225,7 +231,14 @@ class DQNLearner:
         # program; benchmarks/train_speed.py --impl updates measures it against the other paths.
         self._compiled_step = tf.function(
             self._train_step,
-            input_signature=[batch_states, tf.TensorSpec((None,), tf.int64), batch_vector, batch_states, batch_vector, batch_vector],
+            input_signature=[
+                batch_states,
+                tf.TensorSpec((None,), tf.int64),
+                batch_vector,
+                batch_states,
+                batch_vector,
+                batch_vector,
+            ],
             jit_compile=self.jit_compile,
         )
 
@@ -305,7 +318,9 @@ class DQNLearner:
                 value = state.get(f"{prefix}/{i}")
                 if value is None or tuple(value.shape) != tuple(variable.shape):
                     got = "nothing" if value is None else f"shape {value.shape}"
-                    raise ValueError(f"checkpoint does not fit: {prefix} variable {i} needs shape {variable.shape}, got {got}")
+                    raise ValueError(
+                        f"checkpoint does not fit: {prefix} variable {i} needs shape {variable.shape}, got {got}"
+                    )
                 pairs.append((variable, value))
         for variable, value in pairs:
             variable.assign(value)

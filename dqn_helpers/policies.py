@@ -16,7 +16,8 @@ class Policy(Protocol):
 
     num_actions: int
 
-    def __call__(self, state: np.ndarray, rng: np.random.Generator, epsilon: float = 0.0) -> int: ...
+    def __call__(self, state: np.ndarray, rng: np.random.Generator, epsilon: float = 0.0) -> int:
+        """Choose an action for one state."""
 
 
 def epsilon_greedy(q_values: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:
@@ -96,6 +97,7 @@ class QPolicy:
         return actions
 
     def __call__(self, state: np.ndarray, rng: np.random.Generator, epsilon: float = 0.0) -> int:
+        """Choose an action for one state (greedy, or random with probability ``epsilon``)."""
         return int(self.act(state[None], rng, epsilon)[0])
 
 
@@ -108,4 +110,5 @@ class RandomPolicy:
         self.num_actions = num_actions
 
     def __call__(self, state: np.ndarray, rng: np.random.Generator, epsilon: float = 1.0) -> int:
+        """Choose a uniformly random action."""
         return int(rng.integers(self.num_actions))

@@ -1,4 +1,4 @@
-"""Uniform experience replay that stores every 84x84 frame once.
+r"""Uniform experience replay that stores every 84x84 frame once.
 
 A transition's state and next state are stacks of 4 frames that overlap in 3 of
 them, and consecutive transitions overlap again. Storing the stacks would keep each
@@ -30,8 +30,8 @@ With ``n_step > 1`` a sampled transition carries the discounted sum of up to
 
 .. math::
 
-    R = \\sum_{j=0}^{k-1} \\gamma^j r_{t+j}, \\qquad
-    y = R + \\gamma^k (1 - \\text{terminated}) \\max_{a'} Q_{\\bar\\theta}(s_{t+k}, a')
+    R = \sum_{j=0}^{k-1} \gamma^j r_{t+j}, \qquad
+    y = R + \gamma^k (1 - \text{terminated}) \max_{a'} Q_{\bar\theta}(s_{t+k}, a')
 
 where ``k = n_step``, or fewer where the episode ends first (or where the buffer's
 newest transition is reached): the batch's ``discounts`` hold each ``gamma**k``.
@@ -312,7 +312,9 @@ class ReplayBuffer:
     def _check_stack(self, name: str, stack: np.ndarray) -> None:
         expected = (self.stack_size, *self.frame_shape)
         if not isinstance(stack, np.ndarray) or stack.shape != expected or stack.dtype != np.uint8:
-            got = f"{stack.dtype} array of shape {stack.shape}" if isinstance(stack, np.ndarray) else type(stack).__name__
+            got = (
+                f"{stack.dtype} array of shape {stack.shape}" if isinstance(stack, np.ndarray) else type(stack).__name__
+            )
             raise ValueError(f"{name} must be a uint8 array of shape {expected}, got {got}")
 
 
@@ -361,7 +363,8 @@ class VectorReplayBuffer:
             raise ValueError(f"capacity ({capacity}) must be at least num_envs ({num_envs})")
         self.capacity = capacity
         self.buffers = [
-            ReplayBuffer(capacity // num_envs, frame_shape, stack_size, n_step=n_step, gamma=gamma) for _ in range(num_envs)
+            ReplayBuffer(capacity // num_envs, frame_shape, stack_size, n_step=n_step, gamma=gamma)
+            for _ in range(num_envs)
         ]
 
     def __len__(self) -> int:
@@ -388,8 +391,14 @@ class VectorReplayBuffer:
             ValueError: If an argument does not hold one entry per environment, or
                 as :meth:`ReplayBuffer.add` for each transition.
         """
-        arguments = {"states": states, "actions": actions, "rewards": rewards, "next_states": next_states,
-                     "terminated": terminated, "truncated": truncated}  # fmt: skip
+        arguments = {
+            "states": states,
+            "actions": actions,
+            "rewards": rewards,
+            "next_states": next_states,
+            "terminated": terminated,
+            "truncated": truncated,
+        }
         for name, values in arguments.items():
             if len(values) != len(self.buffers):
                 raise ValueError(f"{name} must hold one entry per environment ({len(self.buffers)}), got {len(values)}")
@@ -413,7 +422,9 @@ class VectorReplayBuffer:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Every buffer's :meth:`ReplayBuffer.state_dict`, keys prefixed by the environment's index."""
-        return {f"{i}/{key}": value for i, buffer in enumerate(self.buffers) for key, value in buffer.state_dict().items()}
+        return {
+            f"{i}/{key}": value for i, buffer in enumerate(self.buffers) for key, value in buffer.state_dict().items()
+        }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_dict` returned; all buffers or none.
@@ -424,9 +435,13 @@ class VectorReplayBuffer:
         """
         saved_envs = {key.split("/", 1)[0] for key in state}
         if saved_envs != {str(i) for i in range(len(self.buffers))}:
-            raise ValueError(f"replay state holds {len(saved_envs)} environments' buffers, this one has {len(self.buffers)}")
-        parts = [{key.split("/", 1)[1]: value for key, value in state.items() if key.startswith(f"{i}/")}
-                 for i in range(len(self.buffers))]  # fmt: skip
+            raise ValueError(
+                f"replay state holds {len(saved_envs)} environments' buffers, this one has {len(self.buffers)}"
+            )
+        parts = [
+            {key.split("/", 1)[1]: value for key, value in state.items() if key.startswith(f"{i}/")}
+            for i in range(len(self.buffers))
+        ]
         for buffer, part in zip(self.buffers, parts):
             buffer.check_state_dict(part)
         for buffer, part in zip(self.buffers, parts):

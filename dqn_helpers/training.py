@@ -101,16 +101,26 @@ class DQNConfig:
     epsilon_decay_steps: int = _setting(1_000_000, "agent steps over which epsilon decays linearly")
     sticky_action_probability: float = _setting(0.0, "chance per frame of repeating the last action")
     precision: str = _setting(
-        "float32", "compute precision of the hidden layers: float32, bfloat16, or auto (bfloat16 where the CPU has it natively)"
+        "float32",
+        "compute precision of the hidden layers: float32, bfloat16, or auto (bfloat16 where the CPU has it natively)",
     )
     log_interval: int = _setting(1_000, "agent steps between two rows of losses.csv")
     checkpoint_interval: int = _setting(100_000, "agent steps between two checkpoints")
 
     def __post_init__(self) -> None:
+        """Refuse settings that cannot make a run, naming the setting and its value."""
         positive = (
-            "total_steps", "num_envs", "buffer_size", "train_frequency", "batch_size", "n_step", "target_update_interval",
-            "epsilon_decay_steps", "log_interval", "checkpoint_interval",
-        )  # fmt: skip
+            "total_steps",
+            "num_envs",
+            "buffer_size",
+            "train_frequency",
+            "batch_size",
+            "n_step",
+            "target_update_interval",
+            "epsilon_decay_steps",
+            "log_interval",
+            "checkpoint_interval",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -163,18 +173,36 @@ class DQNConfig:
 # in a 20-minute run the updates it costs teach more than its steadier target (README, "A short run").
 PRESETS: dict[str, dict[str, tuple[Any, str]]] = {
     "short": {
-        "total_steps": (60_000, "about 20 minutes of the one-game loop on a 2-core CPU whose update takes about 60 ms "
-                                "(benchmarks/train_speed.py --impl student)"),
-        "n_step": (3, "a reward reaches back 3 agent steps in one update instead of 1: the first points are credited "
-                      "to the paddle moves that earned them sooner (Hessel et al. 2018)"),
-        "learning_rate": (2.5e-4, "2.5 times the long run's 1e-4, the Nature DQN's own step size: faster early "
-                                  "progress, and the run is too short to need the smaller step's stability"),
-        "learning_starts": (5_000, "a buffer of 5,000 random transitions (about 150 games' worth of lives) is enough "
-                                   "to draw varied batches; the long run's 80,000 would be a third of the run"),
-        "epsilon_decay_steps": (25_000, "random play falls to its floor in the first 40% of the run, so most of the "
-                                        "run's games are played by the network"),
-        "target_update_interval": (1_000, "a target that moves every 250 updates: targets steady enough to chase, "
-                                          "fresh enough to pass newly learned values on within the run"),
+        "total_steps": (
+            60_000,
+            "about 20 minutes of the one-game loop on a 2-core CPU whose update takes about 60 ms "
+            "(benchmarks/train_speed.py --impl student)",
+        ),
+        "n_step": (
+            3,
+            "a reward reaches back 3 agent steps in one update instead of 1: the first points are credited "
+            "to the paddle moves that earned them sooner (Hessel et al. 2018)",
+        ),
+        "learning_rate": (
+            2.5e-4,
+            "2.5 times the long run's 1e-4, the Nature DQN's own step size: faster early "
+            "progress, and the run is too short to need the smaller step's stability",
+        ),
+        "learning_starts": (
+            5_000,
+            "a buffer of 5,000 random transitions (about 150 games' worth of lives) is enough "
+            "to draw varied batches; the long run's 80,000 would be a third of the run",
+        ),
+        "epsilon_decay_steps": (
+            25_000,
+            "random play falls to its floor in the first 40% of the run, so most of the "
+            "run's games are played by the network",
+        ),
+        "target_update_interval": (
+            1_000,
+            "a target that moves every 250 updates: targets steady enough to chase, "
+            "fresh enough to pass newly learned values on within the run",
+        ),
         "buffer_size": (100_000, "more than the run stores: nothing is forgotten (about 700 MB)"),
     },
 }
@@ -208,7 +236,51 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
     Raises:
         ValueError: If ``run_dir`` holds a run with other settings.
     """
-    run_dir = Path(run_dir)
+    run = _start_or_resume(config, Path(run_dir))
+    interrupted = False
+    try:
+        _train_loop(config, run, progress)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        run.close()
+    return _finish(run, interrupted)
+
+
+@dataclass
+class _Run:
+    """What one call of :func:`train` works with: the run's parts and where it stands."""
+
+    run_dir: Path
+    envs: Any  # the vector environment of make_vector_env
+    learner: DQNLearner
+    replay: VectorReplayBuffer
+    rng: np.random.Generator
+    step: int  # agent steps, over all sessions of the run
+    episodes: int  # full games finished, over all sessions
+    hours_before: float  # wall-clock hours of the sessions before this one
+    episode_log: _CsvLog
+    loss_log: _CsvLog
+    started: float = field(default_factory=time.perf_counter)
+
+    def hours(self) -> float:
+        """Wall-clock hours of training, across resumed sessions."""
+        return self.hours_before + (time.perf_counter() - self.started) / 3600
+
+    def save_checkpoint(self) -> None:
+        """Write the run as it stands to ``run_dir/checkpoint``."""
+        counters = {"step": self.step, "episodes": self.episodes, "hours": self.hours()}
+        _save_checkpoint(self.run_dir, self.learner, self.replay, self.rng, counters)
+
+    def close(self) -> None:
+        """Stop the games and close the logs."""
+        self.envs.close()
+        self.episode_log.close()
+        self.loss_log.close()
+
+
+def _start_or_resume(config: DQNConfig, run_dir: Path) -> _Run:
+    """Build the run's parts, restored from its checkpoint if it has one, and record its config."""
     run_dir.mkdir(parents=True, exist_ok=True)
     resuming = _recover_checkpoint(run_dir)
     if resuming:
@@ -224,7 +296,6 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
         adam_epsilon=config.adam_epsilon,
         precision=config.precision,
     )
-    policy = QPolicy(learner.online_network)
     replay = VectorReplayBuffer(config.buffer_size, config.num_envs, n_step=config.n_step, gamma=config.gamma)
     rng = np.random.default_rng(config.seed)
     counters = {"step": 0, "episodes": 0, "hours": 0.0}
@@ -233,50 +304,57 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
     # "compute" says which path ran on this machine (precision "auto" depends on the CPU).
     config_record = {**dataclasses.asdict(config), "fixed": FIXED_CHOICES, "compute": learner.compute_path}
     (run_dir / "config.json").write_text(json.dumps(config_record, indent=2) + "\n")
-    episode_log = _CsvLog(run_dir / "episodes.csv", EPISODE_FIELDS, after_step=counters["step"])
-    loss_log = _CsvLog(run_dir / "losses.csv", LOSS_FIELDS, after_step=counters["step"])
+    return _Run(
+        run_dir,
+        envs,
+        learner,
+        replay,
+        rng,
+        counters["step"],
+        counters["episodes"],
+        counters["hours"],
+        episode_log=_CsvLog(run_dir / "episodes.csv", EPISODE_FIELDS, after_step=counters["step"]),
+        loss_log=_CsvLog(run_dir / "losses.csv", LOSS_FIELDS, after_step=counters["step"]),
+    )
 
+
+def _train_loop(config: DQNConfig, run: _Run, progress: bool) -> None:
+    """Act, learn, store, log and checkpoint until ``config.total_steps``; ``run.step`` follows along."""
+    policy = QPolicy(run.learner.online_network)
     recent_returns: deque[float] = deque(maxlen=20)
     losses, q_means = [], []
-    start_time, start_hours = time.perf_counter(), counters["hours"]
-
-    def hours() -> float:
-        """Wall-clock hours of training, across resumed sessions."""
-        return start_hours + (time.perf_counter() - start_time) / 3600
-
-    last_log_time, last_log_step = start_time, counters["step"]
-    states, _ = envs.reset(seed=config.seed + counters["episodes"])
-    bar = tqdm(total=config.total_steps, initial=counters["step"], disable=not progress, unit="step", smoothing=0.05)
-    step, interrupted = counters["step"], False
-    try:
-        while step < config.total_steps:
+    last_log_time, last_log_step = time.perf_counter(), run.step
+    states, _ = run.envs.reset(seed=config.seed + run.episodes)
+    with tqdm(total=config.total_steps, initial=run.step, disable=not progress, unit="step", smoothing=0.05) as bar:
+        while run.step < config.total_steps:
             # --- act: one action per game, from one batched forward pass ------------
+            step = run.step
             epsilon = linear_schedule(config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps, step)
-            actions = policy.act(states, rng, epsilon)
+            actions = policy.act(states, run.rng, epsilon)
             next_step = step + config.num_envs
 
             # --- learn while the games are emulated in the background ----------------
             # The updates due at the agent steps now under way draw from the transitions
             # stored before them (the newest num_envs are not in the buffer yet).
             updates = _multiples(max(step, config.learning_starts - 1), next_step, config.train_frequency)
-            batches = [replay.sample(config.batch_size, rng) for _ in range(updates)]
-            envs.step_async(actions)  # sampled first: sampling and emulation both need Python's lock
+            batches = [run.replay.sample(config.batch_size, run.rng) for _ in range(updates)]
+            run.envs.step_async(actions)  # sampled first: sampling and emulation both need Python's lock
             for batch in batches:
-                result = learner.train_step(*batch)
+                result = run.learner.train_step(*batch)
                 losses.append(result.loss)
                 q_means.append(result.mean_q)
             if _multiples(step, next_step, config.target_update_interval):
-                learner.sync_target()
-            next_states, rewards, terminated, truncated, info = envs.step_wait()
+                run.learner.sync_target()
+            next_states, rewards, terminated, truncated, info = run.envs.step_wait()
 
             # --- store ------------------------------------------------------------------
-            replay.add(states, actions, rewards, _final_observations(next_states, info), terminated, truncated)
+            run.replay.add(states, actions, rewards, _final_observations(next_states, info), terminated, truncated)
             states = next_states  # easy to forget: the next actions are chosen from here
-            step = next_step
+            run.step = step = next_step
             for game_return, game_length in _finished_games(info):  # full games, not lives
-                counters["episodes"] += 1
+                run.episodes += 1
                 recent_returns.append(game_return)
-                episode_log.write(step, counters["episodes"], game_return, game_length, epsilon, hours())
+                run.episode_log.write(step, run.episodes, game_return, game_length, epsilon, run.hours())
 
             # --- log and checkpoint ------------------------------------------------------
             if _multiples(step - config.num_envs, step, config.log_interval):
@@ -284,7 +362,7 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
                 steps_per_s = (step - last_log_step) / max(now - last_log_time, 1e-9)
                 last_log_time, last_log_step = now, step
                 if losses:
-                    loss_log.write(step, float(np.mean(losses)), float(np.mean(q_means)), steps_per_s)
+                    run.loss_log.write(step, float(np.mean(losses)), float(np.mean(q_means)), steps_per_s)
                 bar.set_postfix(
                     recent_return=f"{np.mean(recent_returns):.1f}" if recent_returns else "-",
                     epsilon=f"{epsilon:.3f}",
@@ -293,23 +371,20 @@ def train(config: DQNConfig, run_dir: str | Path, *, progress: bool = True) -> T
                 )
                 losses, q_means = [], []
             if _multiples(step - config.num_envs, step, config.checkpoint_interval) and step < config.total_steps:
-                _save_checkpoint(run_dir, learner, replay, rng, {**counters, "step": step, "hours": hours()})
+                run.save_checkpoint()
             bar.update(config.num_envs)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
-        envs.close()
-        episode_log.close()
-        loss_log.close()
-    _save_checkpoint(run_dir, learner, replay, rng, {**counters, "step": step, "hours": hours()})
+
+
+def _finish(run: _Run, interrupted: bool) -> TrainSummary:
+    """Checkpoint the run; a finished one also writes its final weights."""
+    run.save_checkpoint()
     weights_path = None
     if not interrupted:
-        weights_path = run_dir / "q_network.weights.h5"
-        learner.online_network.save_weights(weights_path)
+        weights_path = run.run_dir / "q_network.weights.h5"
+        run.learner.online_network.save_weights(weights_path)
     else:
-        print(f"Interrupted at step {step:,}: checkpoint saved in {run_dir}; call train() again to resume.")
-    return TrainSummary(run_dir, step, counters["episodes"], weights_path, interrupted)
+        print(f"Interrupted at step {run.step:,}: checkpoint saved in {run.run_dir}; call train() again to resume.")
+    return TrainSummary(run.run_dir, run.step, run.episodes, weights_path, interrupted)
 
 
 def export_weights(run_dir: str | Path, path: str | Path) -> Path:

@@ -61,9 +61,15 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, *, fps: int = RE
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".mp4":
         writer = imageio.get_writer(
-            path, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, ffmpeg_log_level="error",
-            ffmpeg_params=["-profile:v", "baseline", "-movflags", "+faststart"], pixelformat="yuv420p",
-        )  # fmt: skip
+            path,
+            format="FFMPEG",
+            fps=fps,
+            codec="libx264",
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+            ffmpeg_params=["-profile:v", "baseline", "-movflags", "+faststart"],
+            pixelformat="yuv420p",
+        )
     else:
         writer = imageio.get_writer(path, format="GIF", duration=1000 / fps, loop=0)
     count = 0

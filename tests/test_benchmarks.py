@@ -62,8 +62,11 @@ def test_train_speed_rejects_a_warmup_too_short_to_learn():
     """--warmup below batch + num_envs cannot time any update: a usage error that says so."""
     completed = subprocess.run(
         [sys.executable, str(BENCHMARKS / "train_speed.py"), "--impl", "ours", "--warmup", "8"],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert completed.returncode == 2
     assert "--warmup must be at least batch size + num_envs (36), got 8" in completed.stderr
 
@@ -73,7 +76,9 @@ def test_grading_speed_reports_the_batch():
     """One student's notebook 01 graded by the grade command: full marks, and the times the README quotes."""
     (result,) = run_script("grading_speed.py", "--students", "1", "--assignments", "01_q_learning", *SANDBOX)
     assert result["students"] == 1 and result["assignments"] == ["01_q_learning"]
-    assert result["all_full_marks"] is True and result["tampering_notes"] == 0 and result["sandbox"] is not bool(SANDBOX)
+    assert (
+        result["all_full_marks"] is True and result["tampering_notes"] == 0 and result["sandbox"] is not bool(SANDBOX)
+    )
     assert result["batch_seconds"] >= result["notebook_seconds_mean"]["01_q_learning"] > 0
     assert result["seconds_per_complete_submission"] == result["batch_seconds"]
 
@@ -85,13 +90,17 @@ def test_train_speed_times_the_students_loop():
     assert result["precision"] == "float32" and result["xla"] is True
     for field in ("steps_per_s", "update_ms", "ceiling_steps_per_s", "act_ms"):
         assert result[field] > 0, field
-    assert result["fraction_of_ceiling"] == pytest.approx(result["steps_per_s"] / result["ceiling_steps_per_s"], abs=0.002)
+    assert result["fraction_of_ceiling"] == pytest.approx(
+        result["steps_per_s"] / result["ceiling_steps_per_s"], abs=0.002
+    )
 
 
 def test_train_speed_times_update_paths_each_in_its_own_process():
     """Two paths, one round: a line per path with its settings, then the summary naming the faster one."""
     paths = "float32_graph,float32_xla_no_onednn"
-    *lines, summary = run_script("train_speed.py", "--impl", "updates", "--paths", paths, "--rounds", "1", "--update-repeats", "3")
+    *lines, summary = run_script(
+        "train_speed.py", "--impl", "updates", "--paths", paths, "--rounds", "1", "--update-repeats", "3"
+    )
     assert [line["path"] for line in lines] == paths.split(",")
     assert lines[0]["jit_compile"] is False and lines[1]["environment"] == {"TF_ENABLE_ONEDNN_OPTS": "0"}
     assert all(line["median_ms"] > 0 and len(line["rounds_ms"]) == 1 for line in lines)

@@ -110,10 +110,18 @@ def _lab_command(port: int) -> list[str]:
     """`make lab`'s command and options, plus what a test needs: a fixed port, no browser, no token."""
     make_lab_options = ["--ServerApp.root_dir=notebooks", *(["--allow-root"] if os.geteuid() == 0 else [])]
     return [
-        sys.executable, "-m", "jupyter", "lab", *make_lab_options,
-        "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        "--IdentityProvider.token=", "--PasswordIdentityProvider.hashed_password=",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        *make_lab_options,
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--IdentityProvider.token=",
+        "--PasswordIdentityProvider.hashed_password=",
+    ]
 
 
 def _test_only_options(home: Path) -> list[str]:
@@ -193,9 +201,14 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
     port, log = _free_port(), ARTIFACTS / "jupyterlab.log"
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            [*_lab_command(port), *_test_only_options(home)], cwd=REPO, env=_lab_environment(home),
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [*_lab_command(port), *_test_only_options(home)],
+            cwd=REPO,
+            env=_lab_environment(home),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_until_answering(url, process, log)
@@ -412,9 +425,11 @@ def _run_in_kernel(lab: Lab, notebook: Path, code: str, timeout: float) -> None:
     printed: list[str] = []
     try:
         reply = client.execute_interactive(
-            code, timeout=timeout, allow_stdin=False,
+            code,
+            timeout=timeout,
+            allow_stdin=False,
             output_hook=lambda message: printed.append(message["content"].get("text", "")),
-        )  # fmt: skip
+        )
     finally:
         client.stop_channels()
     if reply["content"]["status"] != "ok":

@@ -28,11 +28,24 @@ def graded(tmp_path_factory) -> Path:
     """A copy of the course with every mistake graded."""
     course = tmp_path_factory.mktemp("catalogue")
     for assignment in sorted({mistake.assignment for mistake in MISTAKES}):
-        shutil.copytree(REPO / "solutions" / assignment, course / "solutions" / assignment, ignore=shutil.ignore_patterns("runs"))
+        shutil.copytree(
+            REPO / "solutions" / assignment, course / "solutions" / assignment, ignore=shutil.ignore_patterns("runs")
+        )
     shutil.copy(REPO / "nbgrader_config.py", course)
     for mistake in MISTAKES:
         shutil.copytree(HAND_INS / mistake.name, course / "submitted" / mistake.name)
-    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--jobs", "2", "--no-progress", *SANDBOX]
+    command = [
+        sys.executable,
+        "-m",
+        "dqn_helpers",
+        "grade",
+        "--course",
+        str(course),
+        "--jobs",
+        "2",
+        "--no-progress",
+        *SANDBOX,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return course
@@ -54,7 +67,11 @@ def _errors(course: Path, mistake) -> dict[str, str]:
 def test_each_mistake_loses_its_points_and_is_named(graded, mistake):
     """Check that the mistake fails exactly its test cells, keeps every other point, and its check names it."""
     with open(graded / "grading" / "grades.csv") as file:
-        rows = [row for row in csv.DictReader(file) if row["student"] == mistake.name and row["assignment"] == mistake.assignment]
+        rows = [
+            row
+            for row in csv.DictReader(file)
+            if row["student"] == mistake.name and row["assignment"] == mistake.assignment
+        ]
     assert rows and all(row["status"] == "graded" for row in rows), rows[:1]
     failed = {row["test"] for row in rows if float(row["score"]) < float(row["max_score"])}
     assert failed == set(mistake.lost), f"{mistake.name}: failed {sorted(failed)}, expected {sorted(mistake.lost)}"
@@ -70,13 +87,27 @@ def test_every_mistake_of_bugs_md_is_in_the_catalogue():
     """Check that each mistake BUGS.md lists (its key words, one by one) has a hand-in in the catalogue."""
     bugs = " ".join(mistake.bug for mistake in MISTAKES)
     for key_words in [
-        "`terminated` is ignored", "truncation is treated like a real terminal", "online network instead of the target",
-        "Gradients reach the target network", "synced every step", "`max_a Q(s, a)` instead of `Q(s, a_taken)`", "max runs over the batch axis",
-        "argmax runs over the batch axis", "(B, 1) - (B,)", "Double DQN picks the next action with the target network",
-        "kept as float", "scaled to [0, 1] twice", "carries frames from the previous episode", "axes swapped",
-        "never written", "across an episode boundary", "never settles at its floor", "same object as the online network",
-        "Training starts before", "`state = next_state` missing",
-    ]:  # fmt: skip
+        "`terminated` is ignored",
+        "truncation is treated like a real terminal",
+        "online network instead of the target",
+        "Gradients reach the target network",
+        "synced every step",
+        "`max_a Q(s, a)` instead of `Q(s, a_taken)`",
+        "max runs over the batch axis",
+        "argmax runs over the batch axis",
+        "(B, 1) - (B,)",
+        "Double DQN picks the next action with the target network",
+        "kept as float",
+        "scaled to [0, 1] twice",
+        "carries frames from the previous episode",
+        "axes swapped",
+        "never written",
+        "across an episode boundary",
+        "never settles at its floor",
+        "same object as the online network",
+        "Training starts before",
+        "`state = next_state` missing",
+    ]:
         assert key_words in bugs, f"no mistake in the catalogue for {key_words!r}"
 
 

@@ -92,17 +92,33 @@ OWN_CODE = [
 
 BORROWED = [
     ("from dqn_helpers.learner import td_targets as td", "td", "imported from dqn_helpers.learner"),
-    ("from dqn_helpers.learner import td_targets\ndef td(r, t, q, g):\n    return td_targets(r, t, q, g)", "td",
-     "uses td_targets from dqn_helpers.learner"),
-    ("import dqn_helpers.learner as L\ndef td(r, t, q, g):\n    return L.td_targets(r, t, q, g)", "td",
-     "uses L from dqn_helpers.learner"),
-    ("from dqn_helpers import learner\ndef td(r, t, q, g):\n    def inner():\n        return learner.td_targets(r, t, q, g)\n"
-     "    return inner()", "td", "uses learner from dqn_helpers.learner"),
-    ("from dqn_helpers.replay import ReplayBuffer\nclass Buffer(ReplayBuffer):\n    pass", "Buffer",
-     "inherits from dqn_helpers.replay.ReplayBuffer"),
-    ("from dqn_helpers.replay import ReplayBuffer\nclass Buffer:\n    def __init__(self):\n        self.inner = ReplayBuffer(10)",
-     "Buffer", "uses ReplayBuffer from dqn_helpers.replay"),
-]  # fmt: skip
+    (
+        "from dqn_helpers.learner import td_targets\ndef td(r, t, q, g):\n    return td_targets(r, t, q, g)",
+        "td",
+        "uses td_targets from dqn_helpers.learner",
+    ),
+    (
+        "import dqn_helpers.learner as L\ndef td(r, t, q, g):\n    return L.td_targets(r, t, q, g)",
+        "td",
+        "uses L from dqn_helpers.learner",
+    ),
+    (
+        "from dqn_helpers import learner\ndef td(r, t, q, g):\n    def inner():\n        return learner.td_targets(r, t, q, g)\n"
+        "    return inner()",
+        "td",
+        "uses learner from dqn_helpers.learner",
+    ),
+    (
+        "from dqn_helpers.replay import ReplayBuffer\nclass Buffer(ReplayBuffer):\n    pass",
+        "Buffer",
+        "inherits from dqn_helpers.replay.ReplayBuffer",
+    ),
+    (
+        "from dqn_helpers.replay import ReplayBuffer\nclass Buffer:\n    def __init__(self):\n        self.inner = ReplayBuffer(10)",
+        "Buffer",
+        "uses ReplayBuffer from dqn_helpers.replay",
+    ),
+]
 
 
 @pytest.mark.parametrize("source", OWN_CODE)

@@ -18,13 +18,17 @@ import pytest
 
 import dqn_helpers.checks
 from dqn_helpers import keras, tf
-from dqn_helpers.instructor.release import BUG_MARKER, apply_bug
 from dqn_helpers.checks import debugging as checks
+from dqn_helpers.instructor.release import BUG_MARKER, apply_bug
 from tests.conftest import REPO
 
 NOTEBOOK = REPO / "solutions" / "07_debugging" / "07_debugging.ipynb"
 CELLS = json.loads(NOTEBOOK.read_text())["cells"]
-SOURCES = {cell["metadata"]["nbgrader"]["grade_id"]: "".join(cell["source"]) for cell in CELLS if "nbgrader" in cell["metadata"]}
+SOURCES = {
+    cell["metadata"]["nbgrader"]["grade_id"]: "".join(cell["source"])
+    for cell in CELLS
+    if "nbgrader" in cell["metadata"]
+}
 SCRIPT_CELLS = ["build_model", "sample_batch", "compute_targets", "train_step"]
 # The notebook's graded test cells, hidden tests included: what nbgrader runs.
 TEST_CELLS = [
@@ -35,8 +39,14 @@ TEST_CELLS = [
 
 # Each planted mistake: a piece of its line, the test cell that must catch it, key words of the message.
 PLANTED = {
-    "Conv2D(64, 3, 3": ("build_model_architecture", "convolution 3 .*strides \\(3, 3\\).*Conv2D takes \\(filters, kernel_size, strides"),
-    "states, rewards, actions": ("sample_batch_fields", "`actions` hold the transitions' rewards.*unpacked in another order"),
+    "Conv2D(64, 3, 3": (
+        "build_model_architecture",
+        "convolution 3 .*strides \\(3, 3\\).*Conv2D takes \\(filters, kernel_size, strides",
+    ),
+    "states, rewards, actions": (
+        "sample_batch_fields",
+        "`actions` hold the transitions' rewards.*unpacked in another order",
+    ),
     "next_q_values.max()": ("compute_targets_per_sample", "max over the whole batch.*axis=1"),
     "-1.0": ("compute_targets_terminal", "terminal targets are all -1.*y = r"),
     "reduce_max": ("train_step_action_taken", "max_a Q\\(s, a\\).*action the agent took"),
@@ -45,9 +55,19 @@ PLANTED = {
 
 def script(planted: tuple[str, ...] = ()) -> dict:
     """The script's functions, fixed except for the bugs whose line contains one of ``planted``."""
-    namespace = {"np": np, "keras": keras, "tf": tf, "layers": keras.layers, "collections": collections, "checks": dqn_helpers.checks}
+    namespace = {
+        "np": np,
+        "keras": keras,
+        "tf": tf,
+        "layers": keras.layers,
+        "collections": collections,
+        "checks": dqn_helpers.checks,
+    }
     for name in SCRIPT_CELLS:
-        lines = [apply_bug(line) if any(bug in line.split(BUG_MARKER)[-1] for bug in planted) else line for line in SOURCES[name].splitlines()]
+        lines = [
+            apply_bug(line) if any(bug in line.split(BUG_MARKER)[-1] for bug in planted) else line
+            for line in SOURCES[name].splitlines()
+        ]
         exec("\n".join(lines), namespace)  # noqa: S102 - the course's own notebook
     return namespace
 
@@ -66,7 +86,9 @@ def run_test_cells(namespace: dict) -> dict[str, str | None]:
 
 def test_the_notebook_plants_exactly_the_catalogued_mistakes():
     """Check that the script's # BUG: markers are the five mistakes this file knows, one line each, one per test cell."""
-    bugs = [line.split(BUG_MARKER)[1] for name in SCRIPT_CELLS for line in SOURCES[name].splitlines() if BUG_MARKER in line]
+    bugs = [
+        line.split(BUG_MARKER)[1] for name in SCRIPT_CELLS for line in SOURCES[name].splitlines() if BUG_MARKER in line
+    ]
     assert len(bugs) == len(PLANTED)
     assert all(sum(key in bug for bug in bugs) == 1 for key in PLANTED)
     assert sorted(cell for cell, _ in PLANTED.values()) == sorted(TEST_CELLS)
@@ -107,13 +129,41 @@ def _targets(rule):
 
 BUGGY_TARGETS = [
     (_targets(lambda r, d, q, g: r + g * q.max(axis=1)), checks.check_compute_targets_terminal, "ignore `dones`"),
-    (_targets(lambda r, d, q, g: np.where(d > 0, r + g * q.max(axis=1), r)), checks.check_compute_targets_terminal, "ignore `dones`"),
-    (_targets(lambda r, d, q, g: np.where(d > 0, 0.0, r + g * q.max(axis=1))), checks.check_compute_targets_terminal, "all 0, whatever the reward"),
-    (_targets(lambda r, d, q, g: r + g * (1 - d) * q.max(axis=0)), checks.check_compute_targets_per_sample, "could not be broadcast.*maxima over the actions, axis=1"),
-    (_targets(lambda r, d, q, g: r + g * (1 - d) * q.max(axis=1, keepdims=True)), checks.check_compute_targets_per_sample, "shape \\(4,\\), got \\(4, 4\\)"),
-    (_targets(lambda r, d, q, g: r + (1 - d) * q.max(axis=1)), checks.check_compute_targets_per_sample, "ignore the discount"),
-    (_targets(lambda r, d, q, g: r + g * (1 - d) * q.mean(axis=1)), checks.check_compute_targets_per_sample, "mean of the next Q-values"),
-    (_targets(lambda r, d, q, g: r + g * (1 - d) * q[:, 0]), checks.check_compute_targets_per_sample, "the targets are \\[4.0, 2.5, 6.5, -0.5\\]"),
+    (
+        _targets(lambda r, d, q, g: np.where(d > 0, r + g * q.max(axis=1), r)),
+        checks.check_compute_targets_terminal,
+        "ignore `dones`",
+    ),
+    (
+        _targets(lambda r, d, q, g: np.where(d > 0, 0.0, r + g * q.max(axis=1))),
+        checks.check_compute_targets_terminal,
+        "all 0, whatever the reward",
+    ),
+    (
+        _targets(lambda r, d, q, g: r + g * (1 - d) * q.max(axis=0)),
+        checks.check_compute_targets_per_sample,
+        "could not be broadcast.*maxima over the actions, axis=1",
+    ),
+    (
+        _targets(lambda r, d, q, g: r + g * (1 - d) * q.max(axis=1, keepdims=True)),
+        checks.check_compute_targets_per_sample,
+        "shape \\(4,\\), got \\(4, 4\\)",
+    ),
+    (
+        _targets(lambda r, d, q, g: r + (1 - d) * q.max(axis=1)),
+        checks.check_compute_targets_per_sample,
+        "ignore the discount",
+    ),
+    (
+        _targets(lambda r, d, q, g: r + g * (1 - d) * q.mean(axis=1)),
+        checks.check_compute_targets_per_sample,
+        "mean of the next Q-values",
+    ),
+    (
+        _targets(lambda r, d, q, g: r + g * (1 - d) * q[:, 0]),
+        checks.check_compute_targets_per_sample,
+        "the targets are \\[4.0, 2.5, 6.5, -0.5\\]",
+    ),
 ]
 
 
@@ -131,7 +181,13 @@ def _sampler(order=(0, 1, 2, 3, 4), replace=False, fail=False):
         chosen = [memory[i] for i in rng.choice(len(memory), size=batch_size, replace=replace)]
         fields = list(zip(*chosen))
         states, actions, rewards, next_states, dones = (fields[i] for i in order)
-        return np.stack(states), np.array(actions, np.int64), np.array(rewards, np.float32), np.stack(next_states), np.array(dones, np.float32)
+        return (
+            np.stack(states),
+            np.array(actions, np.int64),
+            np.array(rewards, np.float32),
+            np.stack(next_states),
+            np.array(dones, np.float32),
+        )
 
     return sample_batch
 
@@ -169,7 +225,10 @@ def _stepper(*, loss="huber", train_target=False):
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"loss": "mse"}, "mean squared error, not the Huber loss"), ({"train_target": True}, "changed the target network")],
+    [
+        ({"loss": "mse"}, "mean squared error, not the Huber loss"),
+        ({"train_target": True}, "changed the target network"),
+    ],
 )
 def test_train_step_mistakes_beyond_the_planted_one_are_named(options, message):
     """Check that a squared-error loss and a trained target network are named."""

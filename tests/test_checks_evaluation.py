@@ -34,7 +34,11 @@ def _solutions() -> dict:
 
 
 _NOTEBOOK = _solutions()
-Policy, evaluate_agent, write_video = _NOTEBOOK["EpsilonGreedyPolicy"], _NOTEBOOK["evaluate_agent"], _NOTEBOOK["write_video"]
+Policy, evaluate_agent, write_video = (
+    _NOTEBOOK["EpsilonGreedyPolicy"],
+    _NOTEBOOK["evaluate_agent"],
+    _NOTEBOOK["write_video"],
+)
 
 
 # --- buggy policies (exercise 1) --------------------------------------------------------------------
@@ -140,9 +144,23 @@ class FourActionsHardCoded(Policy):
 # --- buggy evaluation loops (exercise 2) --------------------------------------------------------------
 
 
-def _loop(env, policy, episodes, *, epsilon=0.05, seed=0, clip=False, stop_at_lost_life=False, reset_seed="seed + i",
-          carry_state=True, ends_on=("terminated", "truncated"), pass_epsilon=True, reset_score=True, rng_per_game=False,
-          as_list=False):  # fmt: skip
+def _loop(
+    env,
+    policy,
+    episodes,
+    *,
+    epsilon=0.05,
+    seed=0,
+    clip=False,
+    stop_at_lost_life=False,
+    reset_seed="seed + i",
+    carry_state=True,
+    ends_on=("terminated", "truncated"),
+    pass_epsilon=True,
+    reset_score=True,
+    rng_per_game=False,
+    as_list=False,
+):
     """evaluate_agent with switches for its classic mistakes."""
     rng = np.random.default_rng(seed)
     scores, score = [], 0.0
@@ -215,8 +233,14 @@ def _writer(name: str, *, prepare=lambda frame, scale: frame, pad=True, mkdir=Tr
         path = Path(path)
         if mkdir:
             path.parent.mkdir(parents=True, exist_ok=True)
-        options = {"format": "FFMPEG", "fps": fps or fps_asked, "macro_block_size": 1, "ffmpeg_log_level": "error",
-                   "codec": "libx264", "pixelformat": "yuv420p"}  # fmt: skip
+        options = {
+            "format": "FFMPEG",
+            "fps": fps or fps_asked,
+            "macro_block_size": 1,
+            "ffmpeg_log_level": "error",
+            "codec": "libx264",
+            "pixelformat": "yuv420p",
+        }
         options.update(settings)
         count = 0
         with imageio.get_writer(path, **options) as writer:
@@ -248,7 +272,9 @@ Mpeg4Codec = _writer("Mpeg4Codec", prepare=_enlarge, codec="mpeg4")
 Yuv444 = _writer("Yuv444", prepare=_enlarge, pixelformat="yuv444p")
 Tiled = _writer("Tiled", prepare=lambda f, s: np.tile(f, (s, s, 1)))
 SwapsRedAndBlue = _writer("SwapsRedAndBlue", prepare=lambda f, s: _enlarge(f, s)[..., ::-1])
-RepeatsTheChannelAxis = _writer("RepeatsTheChannelAxis", prepare=lambda f, s: np.repeat(np.repeat(f, s, axis=0), s, axis=2))
+RepeatsTheChannelAxis = _writer(
+    "RepeatsTheChannelAxis", prepare=lambda f, s: np.repeat(np.repeat(f, s, axis=0), s, axis=2)
+)
 IgnoresScale = _writer("IgnoresScale", prepare=lambda f, s: f)
 WidthAndHeightSwapped = _writer("WidthAndHeightSwapped", prepare=lambda f, s: _enlarge(f, s).transpose(1, 0, 2))
 FpsHardCoded = _writer("FpsHardCoded", prepare=_enlarge, fps=30)
@@ -277,7 +303,11 @@ BUGGY = [
     (KeepsTheBatchAxis, checks.check_policy_q_values, "got \\(1, 4\\).*take row 0"),
     (ScalesTheState, checks.check_policy_q_values, "scaled to \\[0, 1\\]"),
     (ArgmaxOverTheBatchAxis, checks.check_policy_is_greedy, "argmax over the batch axis"),
-    (ArgmaxOverTheBatchAxisNoInt, checks.check_policy_is_greedy, "got an array of shape \\(4,\\).*argmax over the batch axis"),
+    (
+        ArgmaxOverTheBatchAxisNoInt,
+        checks.check_policy_is_greedy,
+        "got an array of shape \\(4,\\).*argmax over the batch axis",
+    ),
     (ArgmaxOverTheBatchAxisFirstEntry, checks.check_policy_is_greedy, "always picks action 0.*batch axis"),
     (ArgmaxOverAxisOne, checks.check_policy_is_greedy, "no axis 1"),
     (Argmin, checks.check_policy_is_greedy, "lowest Q-value.*argmin"),
@@ -290,20 +320,36 @@ BUGGY = [
     (ExploresOneActionShort, checks.check_policy_explores, "never picks action 3.*upper end is excluded"),
     (GlobalRandom, checks.check_policy_explores, "with the `rng` passed to the policy"),
     # the loop: a lost life is not the end of a game; true points; every game to its end
-    (StopsAtTheFirstLostLife, checks.check_evaluate_agent_full_games, "ended game 0 when a life was lost.*all its lives"),
+    (
+        StopsAtTheFirstLostLife,
+        checks.check_evaluate_agent_full_games,
+        "ended game 0 when a life was lost.*all its lives",
+    ),
     (StopsAtTheFirstLostLife, checks.check_evaluate_agent_matches_the_protocol_on_breakout, "stopped game 0 after"),
     (ClipsRewards, checks.check_evaluate_agent_full_games, "clipped to \\+1.*the game's own score"),
     (IgnoresTruncated, checks.check_evaluate_agent_full_games, "after game 0 was over \\(truncated=True\\)"),
     (IgnoresTerminated, checks.check_evaluate_agent_full_games, "after game 0 was over \\(terminated=True\\)"),
-    (IgnoresTerminated, checks.check_evaluate_agent_matches_the_protocol_on_breakout, "times in one episode without stopping"),
+    (
+        IgnoresTerminated,
+        checks.check_evaluate_agent_matches_the_protocol_on_breakout,
+        "times in one episode without stopping",
+    ),
     (ScoresAddUpAcrossGames, checks.check_evaluate_agent_full_games, "add up across games"),
     (ReturnsAList, checks.check_evaluate_agent_full_games, "must return a NumPy array of shape \\(3,\\)"),
     # the loop: the same no-op start for every game, epsilon and the state not passed on
-    (SameSeedEveryGame, checks.check_evaluate_agent_no_op_starts, "every game was reset with seed=3.*same random no-op start"),
+    (
+        SameSeedEveryGame,
+        checks.check_evaluate_agent_no_op_starts,
+        "every game was reset with seed=3.*same random no-op start",
+    ),
     (NoSeed, checks.check_evaluate_agent_no_op_starts, "without a seed the no-op starts are not reproducible"),
     (EpsilonNotPassedOn, checks.check_evaluate_agent_no_op_starts, "called with epsilon 'not given': pass it on"),
     (EpsilonZero, checks.check_evaluate_agent_no_op_starts, "called with epsilon 0.0: pass it on"),
-    (StateNotCarriedForward, checks.check_evaluate_agent_no_op_starts, "not given the newest state.*state = next_state"),
+    (
+        StateNotCarriedForward,
+        checks.check_evaluate_agent_no_op_starts,
+        "not given the newest state.*state = next_state",
+    ),
     (UnseededGenerator, checks.check_evaluate_agent_no_op_starts, "chose different actions.*default_rng\\(seed\\)"),
     (NewGeneratorEveryGame, checks.check_evaluate_agent_no_op_starts, "a new generator for each game"),
     (NewGeneratorEveryGame, checks.check_evaluate_agent_matches_the_protocol_on_breakout, "first differs in game 1"),
@@ -324,7 +370,7 @@ BUGGY = [
     (NoFolderMade, checks.check_video_format, "path.parent.mkdir"),
     (ReturnsNothing, checks.check_video_format, "must return the number of frames it wrote, 12, got None"),
     (DropsTheLastFrame, checks.check_video_format, "12 frames were given, the video holds 11"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("policy_class", [Policy, QPolicy], ids=["notebook", "QPolicy"])

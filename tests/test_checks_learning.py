@@ -6,8 +6,6 @@ print. The mistakes of ../shared/BUGS.md that can occur in this notebook are
 marked with "BUGS.md".
 """
 
-
-import numpy as np
 import pytest
 
 from dqn_helpers import keras, tf
@@ -50,8 +48,15 @@ def make_build(
             elif separate_relu:
                 x = layers.ReLU()(layers.Conv2D(filters, kernel, strides=stride, name=f"conv{number}")(x))
             else:
-                x = layers.Conv2D(filters, kernel, strides=stride, activation=activation, padding=padding,
-                                  data_format=data_format, name=f"conv{number}")(x)  # fmt: skip
+                x = layers.Conv2D(
+                    filters,
+                    kernel,
+                    strides=stride,
+                    activation=activation,
+                    padding=padding,
+                    data_format=data_format,
+                    name=f"conv{number}",
+                )(x)
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(512, activation=hidden_activation, name="dense")(x)
         q_values = layers.Dense(fixed_outputs or int(num_actions), activation=head_activation, name="q_values")(x)
@@ -73,24 +78,72 @@ BUGGY_BUILDS = [
     (make_build(scales=0), checks.check_q_network_matches_the_paper, "never scales the frames to \\[0, 1\\]"),
     (make_build(scales=2), checks.check_q_network_matches_the_paper, "scales the frames twice"),
     # channel axis confusion
-    (make_build(permute=None), checks.check_q_network_architecture, "read the stack channels first.*Permute\\(\\(2, 3, 1\\)\\)"),
-    (make_build(permute=None, data_format="channels_first"), checks.check_q_network_architecture, "data_format='channels_first'.*channels last"),
+    (
+        make_build(permute=None),
+        checks.check_q_network_architecture,
+        "read the stack channels first.*Permute\\(\\(2, 3, 1\\)\\)",
+    ),
+    (
+        make_build(permute=None, data_format="channels_first"),
+        checks.check_q_network_architecture,
+        "data_format='channels_first'.*channels last",
+    ),
     (make_build(permute=(3, 2, 1)), checks.check_q_network_matches_the_paper, "height and width swapped"),
     # wrong strides, kernels, filters, padding; a string given positionally
-    (make_build(convolutions=((32, 8, 1), (64, 4, 2), (64, 3, 1))), checks.check_q_network_architecture, "convolution 1 .* strides \\(1, 1\\).*strides=4"),
-    (make_build(convolutions=((32, 8, 4), (64, 4, 1), (64, 3, 1))), checks.check_q_network_architecture, "convolution 2 .* strides \\(1, 1\\).*strides=2"),
-    (make_build(convolutions=((32, 4, 8), (64, 4, 2), (64, 3, 1))), checks.check_q_network_architecture, "convolution 1 .* kernel; the paper's is 8x8"),
-    (make_build(convolutions=((64, 8, 4), (32, 4, 2), (64, 3, 1))), checks.check_q_network_architecture, "convolution 1 .* has 64 filters; the paper's has 32"),
+    (
+        make_build(convolutions=((32, 8, 1), (64, 4, 2), (64, 3, 1))),
+        checks.check_q_network_architecture,
+        "convolution 1 .* strides \\(1, 1\\).*strides=4",
+    ),
+    (
+        make_build(convolutions=((32, 8, 4), (64, 4, 1), (64, 3, 1))),
+        checks.check_q_network_architecture,
+        "convolution 2 .* strides \\(1, 1\\).*strides=2",
+    ),
+    (
+        make_build(convolutions=((32, 4, 8), (64, 4, 2), (64, 3, 1))),
+        checks.check_q_network_architecture,
+        "convolution 1 .* kernel; the paper's is 8x8",
+    ),
+    (
+        make_build(convolutions=((64, 8, 4), (32, 4, 2), (64, 3, 1))),
+        checks.check_q_network_architecture,
+        "convolution 1 .* has 64 filters; the paper's has 32",
+    ),
     (make_build(padding="same"), checks.check_q_network_architecture, "padding='same'.*'valid'"),
-    (make_build(positional_activation=True), checks.check_q_network_architecture, "raised ValueError.*'relu' given as a positional argument"),
+    (
+        make_build(positional_activation=True),
+        checks.check_q_network_architecture,
+        "raised ValueError.*'relu' given as a positional argument",
+    ),
     # missing ReLU
-    (make_build(activations=("relu", None, "relu")), checks.check_q_network_architecture, "convolution 2 .* has no ReLU"),
-    (make_build(hidden_activation=None), checks.check_q_network_architecture, "512 units and a ReLU, got 512 units and linear"),
-    (make_build(head_activation="relu"), checks.check_q_network_architecture, "output layer has activation relu: it must be linear"),
+    (
+        make_build(activations=("relu", None, "relu")),
+        checks.check_q_network_architecture,
+        "convolution 2 .* has no ReLU",
+    ),
+    (
+        make_build(hidden_activation=None),
+        checks.check_q_network_architecture,
+        "512 units and a ReLU, got 512 units and linear",
+    ),
+    (
+        make_build(head_activation="relu"),
+        checks.check_q_network_architecture,
+        "output layer has activation relu: it must be linear",
+    ),
     # wrong output count
-    (make_build(fixed_outputs=4), checks.check_q_network_architecture, "built for 6 actions, your network outputs shape \\(None, 4\\)"),
-    (make_build(fixed_outputs=18), checks.check_q_network_architecture, "built for 4 actions.*\\(None, 18\\).*Dense\\(num_actions\\)"),
-]  # fmt: skip
+    (
+        make_build(fixed_outputs=4),
+        checks.check_q_network_architecture,
+        "built for 6 actions, your network outputs shape \\(None, 4\\)",
+    ),
+    (
+        make_build(fixed_outputs=18),
+        checks.check_q_network_architecture,
+        "built for 4 actions.*\\(None, 18\\).*Dense\\(num_actions\\)",
+    ),
+]
 
 
 @pytest.mark.parametrize("build", CORRECT_BUILDS, ids=["nature_cnn", "notebook", "separate_relu_layers"])
@@ -159,7 +212,9 @@ def test_buggy_q_of_actions_are_named(answer, message):
 # --- td_targets --------------------------------------------------------------------------------
 
 
-def make_td_targets(*, mask="done", max_axis=1, keepdims=False, chooser="online", valuer="target", argmax_axis=1, discount=True):
+def make_td_targets(
+    *, mask="done", max_axis=1, keepdims=False, chooser="online", valuer="target", argmax_axis=1, discount=True
+):
     """The notebook's td_targets, with switches for the classic target mistakes."""
 
     def td_targets(rewards, terminated, next_q_target, gamma, next_q_online=None):
@@ -189,11 +244,23 @@ BUGGY_TD_TARGETS = [
     # BUGS.md: (B, 1) - (B,) broadcasting
     (make_td_targets(keepdims=True), checks.check_td_targets, "shape \\(3, 3\\).*\\(3, 1\\) was broadcast"),
     # BUGS.md: Double DQN picks the next action with the target network
-    (make_td_targets(chooser="target"), checks.check_td_targets_double_dqn, "picks the next action with the target network's argmax"),
-    (make_td_targets(chooser="online", valuer="online"), checks.check_td_targets_double_dqn, "takes the value from the online network"),
-    (make_td_targets(chooser="target", valuer="online"), checks.check_td_targets_double_dqn, "swaps the networks' roles"),
+    (
+        make_td_targets(chooser="target"),
+        checks.check_td_targets_double_dqn,
+        "picks the next action with the target network's argmax",
+    ),
+    (
+        make_td_targets(chooser="online", valuer="online"),
+        checks.check_td_targets_double_dqn,
+        "takes the value from the online network",
+    ),
+    (
+        make_td_targets(chooser="target", valuer="online"),
+        checks.check_td_targets_double_dqn,
+        "swaps the networks' roles",
+    ),
     (make_td_targets(discount=False), checks.check_td_targets, "ignores the discount"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("answer", [TD_TARGETS, reference_td_targets], ids=["notebook", "dqn_helpers"])
@@ -333,7 +400,11 @@ BUGGY_TRAIN_STEPS = [
     (make_make_train_step(bootstrap_from="online"), double(LOSS), "targets come from the online network"),
     # BUGS.md: gradients reach the target network, or it is synced every step
     (make_make_train_step(trained="both"), LOSS, "gradients reached the target network"),
-    (make_make_train_step(trained="both"), TARGET, "after 1 step the target network's weights changed: gradients reached"),
+    (
+        make_make_train_step(trained="both"),
+        TARGET,
+        "after 1 step the target network's weights changed: gradients reached",
+    ),
     (make_make_train_step(trained="both"), double(TARGET), "gradients reached the target network"),
     (make_make_train_step(sync_every_step=True), TARGET, "copies them into it \\(syncs it every step\\)"),
     # the loss and the update
@@ -345,7 +416,7 @@ BUGGY_TRAIN_STEPS = [
     (make_make_train_step(returns="tuple"), LOSS, "must return the loss alone"),
     (make_make_train_step(apply=False), OVERFIT, "should fall towards zero.*never moved"),
     (make_make_train_step(ascent=True), OVERFIT, "should fall towards zero.*It grew"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("check", [LOSS, double(LOSS), TARGET, double(TARGET), OVERFIT], ids=lambda f: f.__name__)

@@ -410,7 +410,12 @@ COPY = checks.check_frame_stacker_returns_copy
 
 CORRECT_ANSWERS = [  # (correct answers, the checks they must pass)
     (
-        (preprocess_frame, preprocess_frame_with_opencv_gray, preprocess_frame_truncating, preprocess_frame_resize_first),
+        (
+            preprocess_frame,
+            preprocess_frame_with_opencv_gray,
+            preprocess_frame_truncating,
+            preprocess_frame_resize_first,
+        ),
         (OUTPUT, GRAY, GEOMETRY),
     ),
     ((skip_and_max, skip_and_max_with_two_buffers), (FRAMES, REWARD)),
@@ -447,31 +452,66 @@ BUGGY = [
     (max_over_colour_axis, FRAMES, {}, r"got \(2, 210, 160\): the max ran over the colour axis"),
     (pools_as_float32, FRAMES, {}, r"dtype float32"),
     (action_on_first_frame_only, FRAMES, {}, r"repeat the agent's action \(2\) on every frame.*\[2, 0, 0, 0\]"),
-    (hard_coded_four_frames, FRAMES, {"skip": 3}, r"with skip=3, skip_and_max should call env.step 3 times, it called it 4"),
-    (pools_frames_three_and_four_by_index, REWARD, {}, r"on frame 2 .* raised ValueError.*pool the last two that exist"),
+    (
+        hard_coded_four_frames,
+        FRAMES,
+        {"skip": 3},
+        r"with skip=3, skip_and_max should call env.step 3 times, it called it 4",
+    ),
+    (
+        pools_frames_three_and_four_by_index,
+        REWARD,
+        {},
+        r"on frame 2 .* raised ValueError.*pool the last two that exist",
+    ),
     (reward_of_last_frame_only, REWARD, {}, r"should add the rewards of all 4 frames.*frames \[4\] only"),
     (reward_of_first_frame_only, REWARD, {}, r"yours is 1, the reward of frames \[1\] only"),
     (never_stops_early, REWARD, {}, r"called env.step\(\) again after the game ended on frame 2"),
     (ignores_truncated, REWARD, {}, r"again after the game ended on frame 3.*`truncated`"),
-    (crashes_when_one_frame, REWARD, {}, r"ended \(terminated\) on frame 1 .* raised IndexError.*only one if the game ended on the first frame"),
+    (
+        crashes_when_one_frame,
+        REWARD,
+        {},
+        r"ended \(terminated\) on frame 1 .* raised IndexError.*only one if the game ended on the first frame",
+    ),
     (merges_the_flags, REWARD, {}, r"returned terminated=True, truncated=False: pass on the flags"),
     (returns_no_flags, REWARD, {}, r"must return a tuple \(frame, total_reward, terminated, truncated\).*length 2"),
-    (NewestFirst, ORDER, {}, r"should be \[zeros, zeros, zeros, frame 1\].*got \[frame 1, zeros, zeros, zeros\]: the newest frame must be last"),
+    (
+        NewestFirst,
+        ORDER,
+        {},
+        r"should be \[zeros, zeros, zeros, frame 1\].*got \[frame 1, zeros, zeros, zeros\]: the newest frame must be last",
+    ),
     (PadsWithFirstFrame, ORDER, {}, r"must be zeros, not copies of a frame"),
     (Float64Stack, ORDER, {}, r"dtype float64, not uint8.*28,224 bytes as uint8 and 225,792"),
     (ScaledFloat32Stack, ORDER, {}, r"dtype float32, not uint8"),
     (HardCodedFour, ORDER, SMALL_STACK, r"should return shape \(3, 6, 5\), got \(4, 6, 5\).*stack_size=3 frames"),
-    (HardCodedFrameShape, ORDER, SMALL_STACK, r"raised ValueError on frames of shape \(6, 5\).*from stack_size and frame.shape"),
+    (
+        HardCodedFrameShape,
+        ORDER,
+        SMALL_STACK,
+        r"raised ValueError on frames of shape \(6, 5\).*from stack_size and frame.shape",
+    ),
     (HardCodedFrameShape, COPY, SMALL_STACK, r"raised ValueError on frames of shape \(6, 5\)"),
     (ChannelsLast, ORDER, {}, r"got \(84, 84, 4\): the frame axis must come first"),
     (RollsTheWrongAxis, ORDER, {}, r"oldest first"),
-    (ResetKeepsOldFrames, RESET, {}, r"frames from the previous episode are still in the stack after reset: after episode A, then reset\(B1\), the stack is \[A4, A5, A6, B1\]"),
+    (
+        ResetKeepsOldFrames,
+        RESET,
+        {},
+        r"frames from the previous episode are still in the stack after reset: after episode A, then reset\(B1\), the stack is \[A4, A5, A6, B1\]",
+    ),
     (DequeNotClearedOnReset, RESET, {}, r"frames from the previous episode are still in the stack after reset"),
-    (ResetKeepsOldFrames, RESET, SMALL_STACK, r"frames from the previous episode.*the stack is \[A4, A5, B1\], expected \[zeros, zeros, B1\]"),
+    (
+        ResetKeepsOldFrames,
+        RESET,
+        SMALL_STACK,
+        r"frames from the previous episode.*the stack is \[A4, A5, B1\], expected \[zeros, zeros, B1\]",
+    ),
     (ReturnsInternalArray, COPY, {}, r"stack returned by reset changed when you pushed later frames.*return a copy"),
     (ReturnsAView, COPY, {}, r"changed when you pushed later frames.*view"),
     (NewArrayButReturnsIt, COPY, {}, r"after the caller overwrote a stack that push returned"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("check", "answer"), CORRECT, ids=lambda x: x.__name__)
@@ -512,7 +552,9 @@ def test_every_buggy_variant_is_in_the_table():
     defined = {
         value
         for name, value in globals().items()
-        if not name.startswith("_") and callable(value) and getattr(value, "__module__", None) == __name__
+        if not name.startswith("_")
+        and callable(value)
+        and getattr(value, "__module__", None) == __name__
         and not name.startswith("test_")
     }
     assert defined - correct - {answer for answer, *_ in BUGGY} == set()

@@ -37,8 +37,13 @@ Batch, StackBuffer, FrameBuffer = _NOTEBOOK["Batch"], _NOTEBOOK["StackReplayBuff
 
 def _gather(buffer, indices) -> Batch:
     """The batch a StackBuffer returns for these slot indices."""
-    return Batch(buffer.states[indices], buffer.actions[indices], buffer.rewards[indices], buffer.next_states[indices],
-                 buffer.terminated[indices])  # fmt: skip
+    return Batch(
+        buffer.states[indices],
+        buffer.actions[indices],
+        buffer.rewards[indices],
+        buffer.next_states[indices],
+        buffer.terminated[indices],
+    )
 
 
 def _frame_sample(
@@ -55,10 +60,12 @@ def _frame_sample(
             indices.append(index)
     slots = np.array(indices) % buffer.capacity
     return Batch(
-        np.stack([buffer.stack(i + state_offset) for i in indices]), buffer.actions[slots].astype(np.int64),
-        buffer.rewards[slots], np.stack([buffer.stack(i + next_offset) for i in indices]),
+        np.stack([buffer.stack(i + state_offset) for i in indices]),
+        buffer.actions[slots].astype(np.int64),
+        buffer.rewards[slots],
+        np.stack([buffer.stack(i + next_offset) for i in indices]),
         buffer.terminated[slots].astype(np.float32),
-    )  # fmt: skip
+    )
 
 
 # --- buggy variants of the stack buffer (exercise 1) -----------------------------------------
@@ -128,7 +135,9 @@ class SamplesOneShort(StackBuffer):
 class SamplesRecentHalf(StackBuffer):
     def sample(self, batch_size, rng):
         recent = rng.integers(len(self) // 2, len(self), size=batch_size)
-        return _gather(self, np.where(rng.random(batch_size) < 0.5, recent, rng.integers(0, len(self), size=batch_size)))
+        return _gather(
+            self, np.where(rng.random(batch_size) < 0.5, recent, rng.integers(0, len(self), size=batch_size))
+        )
 
 
 class IgnoresTheRng(StackBuffer):
@@ -258,13 +267,33 @@ BUGGY = [
     (SamplesUnwrittenSlots, checks.check_buffer_never_returns_unwritten_slots, "never written"),
     (SamplesOnePastTheEnd, checks.check_buffer_never_returns_unwritten_slots, "never written"),
     (LenCountsEpisodeStarts, checks.check_buffer_never_returns_unwritten_slots, "len\\(buffer\\) must be 5, got 6"),
-    (SamplesEpisodeStarts, checks.check_buffer_never_returns_unwritten_slots, "first frame of episode 0 as if it were a transition"),
+    (
+        SamplesEpisodeStarts,
+        checks.check_buffer_never_returns_unwritten_slots,
+        "first frame of episode 0 as if it were a transition",
+    ),
     # BUGS.md: it stacks frames across an episode boundary
-    (StacksAcrossEpisodes, checks.check_buffer_stacks_stop_at_episode_start, "stacks frames across an episode boundary"),
-    (PadsWithTheFirstFrame, checks.check_buffer_stacks_stop_at_episode_start, "padded with copies of the episode's first frame"),
-    (TruncatedDoesNotEndTheEpisode, checks.check_buffer_keeps_truncated_apart, "across an episode boundary.*a truncation ends the episode too"),
+    (
+        StacksAcrossEpisodes,
+        checks.check_buffer_stacks_stop_at_episode_start,
+        "stacks frames across an episode boundary",
+    ),
+    (
+        PadsWithTheFirstFrame,
+        checks.check_buffer_stacks_stop_at_episode_start,
+        "padded with copies of the episode's first frame",
+    ),
+    (
+        TruncatedDoesNotEndTheEpisode,
+        checks.check_buffer_keeps_truncated_apart,
+        "across an episode boundary.*a truncation ends the episode too",
+    ),
     # BUGS.md: frames kept as float32 (4x memory)
-    (Float32Stacks, checks.check_buffer_stores_uint8, "batch.states must be uint8, got float32: frames are kept as float"),
+    (
+        Float32Stacks,
+        checks.check_buffer_stores_uint8,
+        "batch.states must be uint8, got float32: frames are kept as float",
+    ),
     (Float32ScaledOnAdd, checks.check_buffer_batch_types, "batch.states must be uint8, got float32"),
     (Float32StorageUint8Batches, checks.check_buffer_stores_uint8, "225,808 bytes per transition.*kept as float32"),
     (Float32Frames, checks.check_buffer_stores_each_frame_once, "frames are kept as float32"),
@@ -289,13 +318,21 @@ BUGGY = [
     # next_state rebuilt from the wrong index; stacks in the wrong order
     (NextStateFromTheWrongIndex, checks.check_buffer_returns_exact_transitions, "not one step apart"),
     (StateIsTheNextState, checks.check_buffer_returns_exact_transitions, "state and next_state .* are the same stack"),
-    (NextStateInTheNextSlot, checks.check_buffer_returns_exact_transitions, "are the same stack|in the same slot as its state"),
+    (
+        NextStateInTheNextSlot,
+        checks.check_buffer_returns_exact_transitions,
+        "are the same stack|in the same slot as its state",
+    ),
     (NewestFrameFirst, checks.check_buffer_returns_exact_transitions, "newest frame first"),
     (ActionInThePreviousSlot, checks.check_buffer_returns_exact_transitions, "the action of .* stored one slot off"),
     # terminal flag attached to the wrong transition; truncated treated as terminated
-    (TerminalFlagOnTheNextSlot, checks.check_buffer_returns_exact_transitions, "terminated is 0.0 for .*, the step that ended the game"),
+    (
+        TerminalFlagOnTheNextSlot,
+        checks.check_buffer_returns_exact_transitions,
+        "terminated is 0.0 for .*, the step that ended the game",
+    ),
     (TruncatedAsTerminated, checks.check_buffer_keeps_truncated_apart, "only truncated.*store `terminated` alone"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("buffer_class", CORRECT, ids=lambda c: c.__name__)
@@ -346,7 +383,9 @@ def test_a_batch_without_the_contract_fields_is_named():
         def sample(self, batch_size, rng):
             return tuple(super().sample(batch_size, rng))
 
-    with pytest.raises(AssertionError, match="must return a Batch\\(states, actions, rewards, next_states, terminated\\)"):
+    with pytest.raises(
+        AssertionError, match="must return a Batch\\(states, actions, rewards, next_states, terminated\\)"
+    ):
         checks.check_buffer_batch_types(PlainTuple)
 
 

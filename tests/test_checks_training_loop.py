@@ -15,11 +15,19 @@ from dqn_helpers.checks import training_loop as checks
 from dqn_helpers.schedules import linear_schedule
 
 # About 13 updates and 5 syncs: (150 - 50) / 8 and 150 / 30.
-SMALL = checks.LoopSettings(total_steps=150, learning_starts=50, train_frequency=8, target_update_interval=30,
-                            epsilon_decay_steps=80, seed=4)  # fmt: skip
+SMALL = checks.LoopSettings(
+    total_steps=150, learning_starts=50, train_frequency=8, target_update_interval=30, epsilon_decay_steps=80, seed=4
+)
 # A resumed run, as the notebook's hidden tests make it: 120 steps already in the buffer.
-RESUMED = checks.LoopSettings(total_steps=260, learning_starts=80, train_frequency=8, target_update_interval=40,
-                              epsilon_decay_steps=200, start_step=120, seed=5)  # fmt: skip
+RESUMED = checks.LoopSettings(
+    total_steps=260,
+    learning_starts=80,
+    train_frequency=8,
+    target_update_interval=40,
+    epsilon_decay_steps=200,
+    start_step=120,
+    seed=5,
+)
 
 LOOP_CHECKS = [
     checks.check_training_loop_acts_and_stores,
@@ -89,33 +97,90 @@ def _variant(bug):
 # (the loop's mistake, settings, the check that must catch it, key words of its message)
 BUGGY_LOOPS = [
     # BUGS.md: epsilon decays per episode instead of per step, or never reaches its floor
-    ("epsilon_per_episode", SMALL, checks.check_training_loop_decays_epsilon_per_step, "changed only when an episode ended.*decays per episode"),
-    ("epsilon_never_at_floor", SMALL, checks.check_training_loop_decays_epsilon_per_step, "epsilon never reached its floor"),
-    ("epsilon_restarts_on_resume", RESUMED, checks.check_training_loop_decays_epsilon_per_step, "restarted from 0 at start_step"),
+    (
+        "epsilon_per_episode",
+        SMALL,
+        checks.check_training_loop_decays_epsilon_per_step,
+        "changed only when an episode ended.*decays per episode",
+    ),
+    (
+        "epsilon_never_at_floor",
+        SMALL,
+        checks.check_training_loop_decays_epsilon_per_step,
+        "epsilon never reached its floor",
+    ),
+    (
+        "epsilon_restarts_on_resume",
+        RESUMED,
+        checks.check_training_loop_decays_epsilon_per_step,
+        "restarted from 0 at start_step",
+    ),
     # BUGS.md: training starts before the buffer holds enough transitions
-    ("trains_from_the_start", SMALL, checks.check_training_loop_learns_on_schedule, "first update with only 1 transitions.*must wait until the buffer holds config.learning_starts"),
+    (
+        "trains_from_the_start",
+        SMALL,
+        checks.check_training_loop_learns_on_schedule,
+        "first update with only 1 transitions.*must wait until the buffer holds config.learning_starts",
+    ),
     ("updates_every_step", SMALL, checks.check_training_loop_learns_on_schedule, "an update every agent step"),
-    ("batch_of_one", SMALL, checks.check_training_loop_learns_on_schedule, "sample one batch of config.batch_size = 32"),
+    (
+        "batch_of_one",
+        SMALL,
+        checks.check_training_loop_learns_on_schedule,
+        "sample one batch of config.batch_size = 32",
+    ),
     # BUGS.md: the target network synced every step, or never; the same object as the online network
-    ("syncs_every_step", SMALL, checks.check_training_loop_syncs_the_target, "synced the target network 150 times.*every step"),
+    (
+        "syncs_every_step",
+        SMALL,
+        checks.check_training_loop_syncs_the_target,
+        "synced the target network 150 times.*every step",
+    ),
     ("never_syncs", SMALL, checks.check_training_loop_syncs_the_target, "never synced the target network"),
     ("syncs_at_every_update", SMALL, checks.check_training_loop_syncs_the_target, "synced at every update"),
-    ("target_is_online", SMALL, checks.check_training_loop_syncs_the_target, "the same object as learner.online_network"),
+    (
+        "target_is_online",
+        SMALL,
+        checks.check_training_loop_syncs_the_target,
+        "the same object as learner.online_network",
+    ),
     # BUGS.md: time-limit truncation treated like a terminal state (or ignored when storing)
-    ("truncated_as_terminated", SMALL, checks.check_training_loop_acts_and_stores, "returned terminated=False, truncated=True but your loop stored terminated=True.*not `terminated or truncated`"),
+    (
+        "truncated_as_terminated",
+        SMALL,
+        checks.check_training_loop_acts_and_stores,
+        "returned terminated=False, truncated=True but your loop stored terminated=True.*not `terminated or truncated`",
+    ),
     ("flags_swapped", SMALL, checks.check_training_loop_acts_and_stores, "really ended here.*are they swapped"),
-    ("terminated_as_truncated", SMALL, checks.check_training_loop_acts_and_stores, "returned terminated=True, truncated=False but your loop stored terminated=False, truncated=True.*must not bootstrap past it"),
-]  # fmt: skip
+    (
+        "terminated_as_truncated",
+        SMALL,
+        checks.check_training_loop_acts_and_stores,
+        "returned terminated=True, truncated=False but your loop stored terminated=False, truncated=True.*must not bootstrap past it",
+    ),
+]
 
 # Mistakes that stop the loop: every loop check names them.
 STOPPING_LOOPS = [
     # BUGS.md: the next state is not carried forward (`state = next_state` missing)
-    ("state_not_carried_forward", "from the state before the last step: the next state is not carried forward.*`state = next_state`"),
-    ("truncated_ignored", "returned terminated=False, truncated=True but your loop stored .*truncated=False.*pass `truncated` too"),
-    ("state_carried_forward_too_early", "got the next state as its state.*Store the transition first, then set `state = next_state`"),
+    (
+        "state_not_carried_forward",
+        "from the state before the last step: the next state is not carried forward.*`state = next_state`",
+    ),
+    (
+        "truncated_ignored",
+        "returned terminated=False, truncated=True but your loop stored .*truncated=False.*pass `truncated` too",
+    ),
+    (
+        "state_carried_forward_too_early",
+        "got the next state as its state.*Store the transition first, then set `state = next_state`",
+    ),
     ("no_reset", "although the episode had ended.*reset the environment"),
-    ("terminated_ignored", "stored terminated=False, truncated=False: the episode really ended here.*must not bootstrap past it"),
-]  # fmt: skip
+    (
+        "terminated_ignored",
+        "stored terminated=False, truncated=False: the episode really ended here.*must not bootstrap past it",
+    ),
+]
 
 
 @pytest.mark.parametrize("check", LOOP_CHECKS, ids=lambda f: f.__name__)
@@ -143,9 +208,18 @@ def test_a_loop_that_stops_fails_every_loop_check(check, bug, message):
 @pytest.mark.parametrize(
     ("bug", "passing"),
     [
-        ("epsilon_per_episode", [checks.check_training_loop_learns_on_schedule, checks.check_training_loop_syncs_the_target]),
-        ("never_syncs", [checks.check_training_loop_acts_and_stores, checks.check_training_loop_decays_epsilon_per_step]),
-        ("trains_from_the_start", [checks.check_training_loop_syncs_the_target, checks.check_training_loop_acts_and_stores]),
+        (
+            "epsilon_per_episode",
+            [checks.check_training_loop_learns_on_schedule, checks.check_training_loop_syncs_the_target],
+        ),
+        (
+            "never_syncs",
+            [checks.check_training_loop_acts_and_stores, checks.check_training_loop_decays_epsilon_per_step],
+        ),
+        (
+            "trains_from_the_start",
+            [checks.check_training_loop_syncs_the_target, checks.check_training_loop_acts_and_stores],
+        ),
     ],
 )
 def test_one_mistake_costs_only_its_own_check(bug, passing):
@@ -209,13 +283,23 @@ BUGGY_SCHEDULES = [
     (integer_division, checks.check_linear_schedule_interpolates, "has not moved from start.*integer division"),
     (backwards, checks.check_linear_schedule_interpolates, "step=0\\) returned 0.1: at step 0 it must return start"),
     (no_clamp, checks.check_linear_schedule_holds_its_floor, "past the floor 0.1.*min\\(step / duration, 1.0\\)"),
-    (clamps_the_value_with_max, checks.check_linear_schedule_holds_its_floor, "increases must stop at its end value too"),
+    (
+        clamps_the_value_with_max,
+        checks.check_linear_schedule_holds_its_floor,
+        "increases must stop at its end value too",
+    ),
     (never_at_floor, checks.check_linear_schedule_holds_its_floor, "never reaches its floor 0.1"),
-    (off_by_one_duration, checks.check_linear_schedule_interpolates, "returned 0.774775, expected 0.775, 25% of the way"),
-]  # fmt: skip
+    (
+        off_by_one_duration,
+        checks.check_linear_schedule_interpolates,
+        "returned 0.774775, expected 0.775, 25% of the way",
+    ),
+]
 
 
-@pytest.mark.parametrize("check", [checks.check_linear_schedule_interpolates, checks.check_linear_schedule_holds_its_floor])
+@pytest.mark.parametrize(
+    "check", [checks.check_linear_schedule_interpolates, checks.check_linear_schedule_holds_its_floor]
+)
 @pytest.mark.parametrize("schedule", [linear_schedule, _fraction])
 @pytest.mark.parametrize(("start", "end", "duration"), [(1.0, 0.1, 1_000), (1.0, 0.01, 250_000), (0.5, 0.02, 7)])
 def test_correct_schedules_pass(check, schedule, start, end, duration):

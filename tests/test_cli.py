@@ -105,7 +105,7 @@ def test_train_flags_parse_to_typed_values(argv, name, value):
 
 
 def test_record_writes_a_video(tmp_path, capsys):
-    """record with the random agent writes a playable MP4 and says how many frames."""
+    """Record with the random agent writes a playable MP4 and says how many frames."""
     output = tmp_path / "x.mp4"
     assert main(["record", "--output", str(output), "--max-episode-frames", "400"]) == 0
     captured = capsys.readouterr()
@@ -119,7 +119,7 @@ def test_record_writes_a_video(tmp_path, capsys):
 
 
 def test_evaluate_writes_a_json_report(tmp_path, capsys):
-    """evaluate reports mean, median, std, min, max and every score, to stdout and to --output."""
+    """Evaluate reports mean, median, std, min, max and every score, to stdout and to --output."""
     json_path = tmp_path / "reports" / "eval.json"
     argv = ["evaluate", "--episodes", "2", "--max-episode-frames", "400", "--no-progress", "--output", str(json_path)]
     assert main(argv) == 0
@@ -132,7 +132,13 @@ def test_evaluate_writes_a_json_report(tmp_path, capsys):
     assert report["std"] == pytest.approx(np.std(scores))
     assert (report["min"], report["max"]) == (min(scores), max(scores))
     assert report["game"] == "Breakout" and report["weights"] == "random agent"
-    assert report["protocol"] == {"epsilon": 0.05, "max_episode_frames": 400, "noop_max": 30, "full_games": True, "seed": 0}
+    assert report["protocol"] == {
+        "epsilon": 0.05,
+        "max_episode_frames": 400,
+        "noop_max": 30,
+        "full_games": True,
+        "seed": 0,
+    }
     # The same games as calling evaluate directly with the same seed.
     direct = evaluate(RandomPolicy(4), episodes=2, max_episode_frames=400, seed=0, progress=False)
     assert scores == direct.tolist()
@@ -140,26 +146,46 @@ def test_evaluate_writes_a_json_report(tmp_path, capsys):
 
 def test_evaluate_with_weights(weights_file, capsys):
     """--weights loads the Q-network and scores it like evaluate() on the loaded model."""
-    argv = ["evaluate", "--weights", str(weights_file), "--episodes", "1", "--max-episode-frames", "200",
-            "--epsilon", "0", "--seed", "4", "--no-progress"]  # fmt: skip
+    argv = [
+        "evaluate",
+        "--weights",
+        str(weights_file),
+        "--episodes",
+        "1",
+        "--max-episode-frames",
+        "200",
+        "--epsilon",
+        "0",
+        "--seed",
+        "4",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert report["weights"] == str(weights_file)
     assert report["protocol"]["epsilon"] == 0.0 and report["protocol"]["seed"] == 4
     assert "random agent" not in captured.err
-    direct = evaluate(load_q_network(weights_file, 4), episodes=1, epsilon=0.0, seed=4, max_episode_frames=200, progress=False)
+    direct = evaluate(
+        load_q_network(weights_file, 4), episodes=1, epsilon=0.0, seed=4, max_episode_frames=200, progress=False
+    )
     assert report["scores"] == direct.tolist()
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["evaluate", "--game", "Breakoutt", "--episodes", "1", "--no-progress"], "error: unknown Atari game 'Breakoutt'. Did you mean 'Breakout'"),
+        (
+            ["evaluate", "--game", "Breakoutt", "--episodes", "1", "--no-progress"],
+            "error: unknown Atari game 'Breakoutt'. Did you mean 'Breakout'",
+        ),
         (["record", "--game", "Breakoutt"], "error: unknown Atari game 'Breakoutt'"),
         (["train", "--game", "Breakoutt", "--no-progress"], "error: unknown Atari game 'Breakoutt'"),
         (["evaluate", "--episodes", "0", "--no-progress"], "error: episodes must be positive, got 0"),
-        (["train", "--learning-starts", "4", "--batch-size", "32"], "error: learning_starts (4) must be at least batch_size + num_envs (32 + 4)"),
+        (
+            ["train", "--learning-starts", "4", "--batch-size", "32"],
+            "error: learning_starts (4) must be at least batch_size + num_envs (32 + 4)",
+        ),
         (["train", "--gamma", "1.5"], "error: gamma must be in [0, 1], got 1.5"),
         (["train", "--total-steps", "10"], "error: total_steps (10) must be a multiple of num_envs (4)"),
     ],
@@ -182,16 +208,32 @@ def test_missing_weights_file_exits_with_status_2(tmp_path, capsys):
 
 
 def test_record_bad_suffix_exits_with_status_2(tmp_path, capsys):
-    """record refuses an output that is neither .mp4 nor .gif."""
+    """Record refuses an output that is neither .mp4 nor .gif."""
     assert main(["record", "--output", str(tmp_path / "x.avi"), "--max-episode-frames", "100"]) == 2
     assert "error: video path must end in .mp4 or .gif" in capsys.readouterr().err
 
 
 def test_train_starts_from_a_preset_and_flags_override_it(tmp_path, capsys):
-    """train --preset short runs with the preset's settings, except those the flags give."""
+    """Train --preset short runs with the preset's settings, except those the flags give."""
     run_dir = tmp_path / "run"
-    argv = ["train", "--preset", "short", "--run-dir", str(run_dir), "--total-steps", "48", "--learning-starts", "40",
-            "--batch-size", "8", "--buffer-size", "300", "--checkpoint-interval", "1000", "--no-progress"]  # fmt: skip
+    argv = [
+        "train",
+        "--preset",
+        "short",
+        "--run-dir",
+        str(run_dir),
+        "--total-steps",
+        "48",
+        "--learning-starts",
+        "40",
+        "--batch-size",
+        "8",
+        "--buffer-size",
+        "300",
+        "--checkpoint-interval",
+        "1000",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     config = json.loads((run_dir / "config.json").read_text())
     given = {"total_steps": 48, "learning_starts": 40, "batch_size": 8, "buffer_size": 300, "checkpoint_interval": 1000}
@@ -203,9 +245,29 @@ def test_train_starts_from_a_preset_and_flags_override_it(tmp_path, capsys):
 def test_train_tiny_run(tmp_path, capsys):
     """A tiny train command writes the run folder and prints the summary as JSON."""
     run_dir = tmp_path / "run"
-    argv = ["train", "--run-dir", str(run_dir), "--total-steps", "96", "--learning-starts", "32", "--batch-size", "8",
-            "--buffer-size", "300", "--log-interval", "32", "--checkpoint-interval", "1000", "--epsilon-decay-steps", "50",
-            "--learning-rate", "0.0005", "--double-dqn", "--no-progress"]  # fmt: skip
+    argv = [
+        "train",
+        "--run-dir",
+        str(run_dir),
+        "--total-steps",
+        "96",
+        "--learning-starts",
+        "32",
+        "--batch-size",
+        "8",
+        "--buffer-size",
+        "300",
+        "--log-interval",
+        "32",
+        "--checkpoint-interval",
+        "1000",
+        "--epsilon-decay-steps",
+        "50",
+        "--learning-rate",
+        "0.0005",
+        "--double-dqn",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary == {
@@ -216,8 +278,17 @@ def test_train_tiny_run(tmp_path, capsys):
         "interrupted": False,
     }
     config = json.loads((run_dir / "config.json").read_text())
-    given = {"total_steps": 96, "learning_starts": 32, "batch_size": 8, "buffer_size": 300, "log_interval": 32,
-             "checkpoint_interval": 1000, "epsilon_decay_steps": 50, "learning_rate": 0.0005, "double_dqn": True}  # fmt: skip
+    given = {
+        "total_steps": 96,
+        "learning_starts": 32,
+        "batch_size": 8,
+        "buffer_size": 300,
+        "log_interval": 32,
+        "checkpoint_interval": 1000,
+        "epsilon_decay_steps": 50,
+        "learning_rate": 0.0005,
+        "double_dqn": True,
+    }
     assert config == {**dataclasses.asdict(DQNConfig()), **given, "fixed": FIXED_CHOICES, "compute": config["compute"]}
     assert config["compute"]["precision"] == "float32"
     assert (run_dir / "q_network.weights.h5").is_file()
@@ -239,7 +310,7 @@ def fake_run(run_dir: Path, games: int = 3) -> DQNLearner:
 
 
 def test_export_writes_weights_config_and_curve(tmp_path, capsys):
-    """export copies the checkpoint's online network (loadable by load_q_network), the config and the curve up to it."""
+    """Export copies the checkpoint's online network (loadable by load_q_network), the config and the curve up to it."""
     run_dir, out = tmp_path / "run", tmp_path / "shipped"
     learner = fake_run(run_dir)
     assert main(["export", "--run-dir", str(run_dir), "--output-dir", str(out)]) == 0
@@ -252,7 +323,9 @@ def test_export_writes_weights_config_and_curve(tmp_path, capsys):
     assert (out / "config.json").read_text() == (run_dir / "config.json").read_text()
     # The curve stops at the checkpoint the weights come from.
     assert report["step"] == 2_400
-    assert (out / "learning_curve.csv").read_text().splitlines() == (run_dir / "episodes.csv").read_text().splitlines()[:4]
+    assert (out / "learning_curve.csv").read_text().splitlines() == (run_dir / "episodes.csv").read_text().splitlines()[
+        :4
+    ]
     assert imageio.imread(out / "learning_curve.png").shape[:2] == (420, 1200)
 
 

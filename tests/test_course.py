@@ -21,8 +21,8 @@ import pytest
 from nbgrader.api import Gradebook
 
 from dqn_helpers.blanks import BLANK, UnfilledBlankError
-from dqn_helpers.instructor.release import BUG_MARKER, MARKER
 from dqn_helpers.instructor.grading import WRITTEN_ANSWER_NOTE
+from dqn_helpers.instructor.release import BUG_MARKER, MARKER
 from tests.conftest import REPO, SANDBOX
 
 pytestmark = pytest.mark.notebooks
@@ -89,7 +89,18 @@ def autograded(course) -> Path:
     for student, source in STUDENTS.items():
         for name in ASSIGNMENTS:
             shutil.copytree(root / source / name, root / "submitted" / student / name)
-    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(root), "--jobs", "2", "--no-progress", *SANDBOX]
+    command = [
+        sys.executable,
+        "-m",
+        "dqn_helpers",
+        "grade",
+        "--course",
+        str(root),
+        "--jobs",
+        "2",
+        "--no-progress",
+        *SANDBOX,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return root
@@ -141,9 +152,15 @@ def test_release_holds_no_solution_text_or_hidden_tests(course, solution_path):
             fixed, planted = (part.strip() for part in line.split(BUG_MARKER))
             assert fixed not in released[grade_id], f"the fix is left in {grade_id}: {fixed}"
             assert planted in released[grade_id], f"{grade_id} lost its planted bug: {planted}"
-    written = [cell for cell in json.loads(solution_path.read_text())["cells"] if cell["cell_type"] == "markdown" and _nbgrader_meta(cell).get("solution")]
+    written = [
+        cell
+        for cell in json.loads(solution_path.read_text())["cells"]
+        if cell["cell_type"] == "markdown" and _nbgrader_meta(cell).get("solution")
+    ]
     for cell in written:
-        assert _source(cell)[:60] not in whole_release, f"the model answer of {_nbgrader_meta(cell)['grade_id']} is in the release"
+        assert _source(cell)[:60] not in whole_release, (
+            f"the model answer of {_nbgrader_meta(cell)['grade_id']} is in the release"
+        )
         hidden = re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", source, flags=re.S)
         for line in "".join(hidden).splitlines():
             if len(line.strip()) > 12:
@@ -161,7 +178,9 @@ def test_autograding_gives_the_solutions_full_marks_and_the_release_zero(autogra
                 f"{name}: the solutions scored {solution.code_score}/{solution.max_code_score}"
             )
             assert solution.written_score == 0 and solution.needs_manual_grade == (solution.max_written_score > 0)
-            assert untouched.score == 0 and not untouched.needs_manual_grade, f"{name}: the untouched release scored {untouched.score}"
+            assert untouched.score == 0 and not untouched.needs_manual_grade, (
+                f"{name}: the untouched release scored {untouched.score}"
+            )
 
 
 def test_written_answers_are_reported_for_grading_by_hand(autograded):
@@ -207,7 +226,9 @@ def test_graded_solutions_write_nothing_to_stderr(autograded):
             assert not streams, f"{path.name}, cell {_nbgrader_meta(cell).get('grade_id')}: {streams}"
 
 
-@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS + RELEASE_NOTEBOOKS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+@pytest.mark.parametrize(
+    "path", SOLUTION_NOTEBOOKS + RELEASE_NOTEBOOKS, ids=lambda p: f"{p.parent.parent.name}/{p.name}"
+)
 def test_notebooks_are_committed_without_outputs(path):
     """Check that notebooks carry no outputs or execution counts."""
     for cell in _code_cells(path):

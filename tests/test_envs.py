@@ -332,7 +332,7 @@ def test_max_episode_frames_truncates(training, noop_max, max_frames):
     env.reset(seed=0)
     start = frame_number(env)  # no-ops and the FIRE press count too
     expected_steps = math.ceil((max_frames - start) / FRAME_SKIP)  # e.g. (400 - 4) / 4 = 99 with noop_max=0
-    for step in range(1, 1_000):
+    for step in range(1, 1_000):  # noqa: B007  (the step the game ended on is checked below)
         # NOOP only: the evaluation game stalls after its first lost life; training (80 frames) ends first
         _, _, terminated, truncated, info = env.step(NOOP)
         if terminated or truncated:
@@ -401,7 +401,9 @@ def test_vector_env_refuses_out_of_order_calls(vector_env):
     with pytest.raises(RuntimeError, match="step_wait was called without step_async"):
         vector_env.step_wait()
     vector_env.step_async(np.array([0, 0]))
-    with pytest.raises(RuntimeError, match="step_async was called twice: collect the previous step with step_wait first"):
+    with pytest.raises(
+        RuntimeError, match="step_async was called twice: collect the previous step with step_wait first"
+    ):
         vector_env.step_async(np.array([0, 0]))
     vector_env.step_wait()
 
@@ -424,8 +426,10 @@ def test_vector_env_returns_the_final_observation_of_a_lost_life(vector_env):
         assert not next_observations[i][:3].any()  # while the returned one starts afresh, zero-padded
 
 
-@pytest.mark.parametrize(("game", "num_envs", "message"), [("Breakout", 0, "num_envs must be at least 1, got 0"),
-                                                            ("Breakoutt", 2, "unknown Atari game 'Breakoutt'")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("game", "num_envs", "message"),
+    [("Breakout", 0, "num_envs must be at least 1, got 0"), ("Breakoutt", 2, "unknown Atari game 'Breakoutt'")],
+)
 def test_make_vector_env_rejects_bad_arguments(game, num_envs, message):
     """A bad count or game fails before any environment is built, with a clear message."""
     with pytest.raises(ValueError, match=message):

@@ -106,7 +106,10 @@ def test_play_episode_seed_makes_it_reproducible():
     """The same reset seed and exploration seed replay the same game."""
     env = make_env("Breakout", training=False, max_episode_frames=SHORT)
     runs = [
-        [(r.action, r.reward) for r in play_episode(env, RandomPolicy(4), np.random.default_rng(5), epsilon=1.0, seed=3)]
+        [
+            (r.action, r.reward)
+            for r in play_episode(env, RandomPolicy(4), np.random.default_rng(5), epsilon=1.0, seed=3)
+        ]
         for _ in range(2)
     ]
     env.close()
@@ -132,7 +135,7 @@ def test_evaluate_is_reproducible_for_a_seed():
 
 
 def test_evaluate_scores_full_games_like_play_episode(full_game):
-    """evaluate's score of one uncut game is the sum of that game's step rewards (all 5 lives)."""
+    """Evaluate's score of one uncut game is the sum of that game's step rewards (all 5 lives)."""
     policy = RandomPolicy(4)
     # evaluate seeds episode 0's reset with seed + 0 and exploration with default_rng(seed);
     # at epsilon 1 the random agent draws the same actions as in the full_game fixture.
@@ -223,7 +226,13 @@ def test_summarize_median(scores, median):
 def test_summarize_single_score_has_zero_spread():
     """One game: mean = min = max, std 0."""
     summary = summarize([12.0])
-    assert (summary["mean"], summary["std"], summary["min"], summary["max"], summary["episodes"]) == (12.0, 0.0, 12.0, 12.0, 1)
+    assert (summary["mean"], summary["std"], summary["min"], summary["max"], summary["episodes"]) == (
+        12.0,
+        0.0,
+        12.0,
+        12.0,
+        1,
+    )
 
 
 @pytest.mark.parametrize("empty", [np.array([]), []])

@@ -63,8 +63,12 @@ def graded(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     build.write(made, broken=True)  # the hand-ins that are not notebooks are not committed
     for student in EXPECTED:
         committed = SUBMISSIONS / ("tampering" if student in TAMPERING else "robustness") / student
-        shutil.copytree(committed if committed.is_dir() else made / "robustness" / student, course / "submitted" / student)
-    return course, _grade(course, "--jobs", "2", "--cell-timeout", str(CELL_TIMEOUT), "--memory-limit-gb", str(MEMORY_LIMIT_GB))
+        shutil.copytree(
+            committed if committed.is_dir() else made / "robustness" / student, course / "submitted" / student
+        )
+    return course, _grade(
+        course, "--jobs", "2", "--cell-timeout", str(CELL_TIMEOUT), "--memory-limit-gb", str(MEMORY_LIMIT_GB)
+    )
 
 
 def test_the_fixtures_are_what_build_writes(tmp_path):
@@ -74,9 +78,13 @@ def test_the_fixtures_are_what_build_writes(tmp_path):
     assert written == committed
     for relative in written:
         assert (tmp_path / relative).read_bytes() == (SUBMISSIONS / relative).read_bytes(), f"{relative} is out of date"
-    made = {path.relative_to(tmp_path).parts[1] for path in build.write(tmp_path, broken=True) if "robustness" in path.parts}
+    made = {
+        path.relative_to(tmp_path).parts[1] for path in build.write(tmp_path, broken=True) if "robustness" in path.parts
+    }
     assert set(json.loads((FIXTURES / "expected.json").read_text())) == made
-    assert set(TAMPERING) == {path.relative_to(tmp_path).parts[1] for path in build.write(tmp_path) if "tampering" in path.parts}
+    assert set(TAMPERING) == {
+        path.relative_to(tmp_path).parts[1] for path in build.write(tmp_path) if "tampering" in path.parts
+    }
 
 
 def test_grading_the_class_finishes_and_reports_everyone(graded):
@@ -98,12 +106,18 @@ def test_each_submission_gets_the_points_it_earned(graded, student):
     course, _ = graded
     expected = EXPECTED[student]
     lost = {cell.test for cell in TESTS} if expected["lost"] == "all" else set(expected["lost"])
-    rows = {row["test"]: row for row in _rows(course) if row["student"] == student and row["assignment"] == build.ASSIGNMENT}
+    rows = {
+        row["test"]: row for row in _rows(course) if row["student"] == student and row["assignment"] == build.ASSIGNMENT
+    }
     for cell in TESTS:
         row = rows[cell.test]
-        assert float(row["max_score"]) == cell.points, f"{student}: {cell.test} is worth {cell.points}, not {row['max_score']}"
+        assert float(row["max_score"]) == cell.points, (
+            f"{student}: {cell.test} is worth {cell.points}, not {row['max_score']}"
+        )
         earned = 0.0 if cell.test in lost else cell.points
-        assert float(row["score"]) == earned, f"{student}: {cell.test} scored {row['score']}, expected {earned} ({row['note']})"
+        assert float(row["score"]) == earned, (
+            f"{student}: {cell.test} scored {row['score']}, expected {earned} ({row['note']})"
+        )
         assert row["status"] == expected["status"], f"{student}: {row['status']} ({row['note']})"
         note = row["note"].replace(NO_SANDBOX_NOTE, "").strip("; ")  # on every row where the sandbox cannot run
         assert expected["note"] in note, f"{student}: the note {note!r} lacks {expected['note']!r}"
@@ -126,11 +140,14 @@ def test_the_gradebook_agrees_with_the_csv(graded):
 
 def _outputs(course: Path, student: str) -> dict[str, list[dict]]:
     """The outputs of each code cell of a student's graded notebook 01, by grade_id."""
-    notebook = json.loads((course / "autograded" / student / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_text())
+    notebook = json.loads(
+        (course / "autograded" / student / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_text()
+    )
     return {
         cell["metadata"].get("nbgrader", {}).get("grade_id", f"cell {index}"): cell["outputs"]
-        for index, cell in enumerate(notebook["cells"]) if cell["cell_type"] == "code"
-    }  # fmt: skip
+        for index, cell in enumerate(notebook["cells"])
+        if cell["cell_type"] == "code"
+    }
 
 
 def _text(outputs: list[dict]) -> str:
@@ -147,7 +164,9 @@ def test_tampered_test_cells_fail_first_and_say_why(graded, student):
         first = outputs[test][0]
         assert first["output_type"] == "error" and first["ename"] == TAMPERING_ERROR, f"{student}: {test} shows {first}"
     kept = {cell.test for cell in TESTS} - set(lost)
-    assert not any(o.get("ename") == TAMPERING_ERROR for test in kept for o in outputs[test]), "an earlier test was failed too"
+    assert not any(o.get("ename") == TAMPERING_ERROR for test in kept for o in outputs[test]), (
+        "an earlier test was failed too"
+    )
 
 
 def test_the_gradebook_comments_name_the_tampering(graded):
@@ -171,7 +190,9 @@ def test_the_sandbox_keeps_each_student_in_their_own_folder(graded):
     for victim in ("submitted", "autograded"):
         assert f"could not write {course / victim / 'correct'}" in written, written
     handed_in = course / "submitted" / "correct" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb"
-    assert handed_in.read_bytes() == (FIXTURES / "correct" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_bytes()
+    assert (
+        handed_in.read_bytes() == (FIXTURES / "correct" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_bytes()
+    )
     json.loads((course / "autograded" / "correct" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_text())
     assert "Network is unreachable" in _text(_outputs(course, "uses_network")["td_targets"])
 
@@ -179,8 +200,14 @@ def test_the_sandbox_keeps_each_student_in_their_own_folder(graded):
 def test_deleted_test_cells_are_put_back_and_graded(graded):
     """Check that nbgrader restored the test cells a student deleted, and ran them."""
     course, _ = graded
-    notebook = json.loads((course / "autograded" / "tests_deleted" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_text())
-    restored = {cell["metadata"]["nbgrader"]["grade_id"]: cell for cell in notebook["cells"] if "was missing" in "".join(cell["source"])}
+    notebook = json.loads(
+        (course / "autograded" / "tests_deleted" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_text()
+    )
+    restored = {
+        cell["metadata"]["nbgrader"]["grade_id"]: cell
+        for cell in notebook["cells"]
+        if "was missing" in "".join(cell["source"])
+    }
     assert set(restored) == {"td_targets_terminal", "q_learning_optimal_path"}
     assert any(output["output_type"] == "error" for output in restored["td_targets_terminal"]["outputs"])
 
@@ -196,11 +223,16 @@ def test_deleted_test_cells_are_put_back_and_graded(graded):
 def test_a_broken_cell_fails_on_its_own(graded, student, grade_id, error):
     """Check that the broken answer cell shows its own error, and the set-up cell ran without one."""
     course, _ = graded
-    notebook = json.loads((course / "autograded" / student / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_text())
+    notebook = json.loads(
+        (course / "autograded" / student / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_text()
+    )
     errors = {
-        cell["metadata"]["nbgrader"]["grade_id"]: [output["ename"] for output in cell["outputs"] if output["output_type"] == "error"]
-        for cell in notebook["cells"] if cell["cell_type"] == "code" and "nbgrader" in cell["metadata"]
-    }  # fmt: skip
+        cell["metadata"]["nbgrader"]["grade_id"]: [
+            output["ename"] for output in cell["outputs"] if output["output_type"] == "error"
+        ]
+        for cell in notebook["cells"]
+        if cell["cell_type"] == "code" and "nbgrader" in cell["metadata"]
+    }
     assert error in errors[grade_id], f"{student}: {grade_id} shows {errors[grade_id]}"
     assert errors["setup"] == []
 
@@ -210,7 +242,10 @@ def test_a_second_run_grades_only_what_changed(graded):
     course, _ = graded
     statuses = course / "grading" / build.ASSIGNMENT
     before = {path.name: path.stat().st_mtime_ns for path in statuses.glob("*.json")}
-    shutil.copy(FIXTURES / "correct" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb", course / "submitted" / "syntax_error" / build.ASSIGNMENT)
+    shutil.copy(
+        FIXTURES / "correct" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb",
+        course / "submitted" / "syntax_error" / build.ASSIGNMENT,
+    )
     result = _grade(course, "--cell-timeout", str(CELL_TIMEOUT))
     assert result.returncode == 0, result.stderr
     after = {path.name: path.stat().st_mtime_ns for path in statuses.glob("*.json")}
@@ -232,7 +267,9 @@ def _hold_at_start(notebook: Path) -> None:
         "while not pathlib.Path('release').exists():\n"
         "    time.sleep(0.05)\n"
     )
-    content["cells"].insert(0, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source})
+    content["cells"].insert(
+        0, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source}
+    )
     notebook.write_text(json.dumps(content, indent=1))
 
 
@@ -257,7 +294,18 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     _hold_at_start(course / "submitted" / "bob" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb")
     held = course / "autograded" / "bob" / build.ASSIGNMENT
     statuses = course / "grading" / build.ASSIGNMENT
-    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--no-progress", "--jobs", "1", *SANDBOX]
+    command = [
+        sys.executable,
+        "-m",
+        "dqn_helpers",
+        "grade",
+        "--course",
+        str(course),
+        "--no-progress",
+        "--jobs",
+        "1",
+        *SANDBOX,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(held / "started", process)
@@ -310,7 +358,9 @@ def test_without_bubblewrap_grade_refuses_unless_told_and_then_says_so(tmp_path)
     no_bwrap = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # Python, nbgrader and alembic, no bwrap
     command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--no-progress"]
     refused = subprocess.run(command, capture_output=True, text=True, env=no_bwrap)
-    assert refused.returncode == 2 and "bubblewrap is not installed" in refused.stderr and "--no-sandbox" in refused.stderr
+    assert (
+        refused.returncode == 2 and "bubblewrap is not installed" in refused.stderr and "--no-sandbox" in refused.stderr
+    )
     assert "Traceback" not in refused.stderr and not (course / "grading" / "grades.csv").exists()
     graded = subprocess.run([*command, "--no-sandbox"], capture_output=True, text=True, env=no_bwrap)
     assert graded.returncode == 0, graded.stderr

@@ -10,9 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dqn_helpers._tensorflow import tf
 from dqn_helpers import learner as learner_module
-from dqn_helpers.learner import DQNLearner, TrainStepResult, cpu_has_native_bfloat16, huber_loss, resolve_precision, td_targets
+from dqn_helpers._tensorflow import tf
+from dqn_helpers.learner import (
+    DQNLearner,
+    TrainStepResult,
+    cpu_has_native_bfloat16,
+    huber_loss,
+    resolve_precision,
+    td_targets,
+)
 from dqn_helpers.replay import ReplayBuffer
 
 NUM_ACTIONS = 4
@@ -100,7 +107,7 @@ def double_learner(shared_learners):
     ],
 )
 def test_td_targets_table(rewards, terminated, next_q, gamma, expected):
-    """y = r + gamma (1 - terminated) max_a' Q_target(s', a'), on hand-computed cases."""
+    """Y = r + gamma (1 - terminated) max_a' Q_target(s', a'), on hand-computed cases."""
     np.testing.assert_allclose(td_targets(rewards, terminated, next_q, gamma).numpy(), expected, rtol=1e-6)
 
 
@@ -227,7 +234,7 @@ def test_huber_loss_is_elementwise():
     ],
 )
 def test_huber_gradient_is_the_clipped_error(delta, errors, expected_gradient):
-    """d Huber / d e is e clipped to [-delta, delta], so one bad target cannot blow up a step."""
+    """D Huber / d e is e clipped to [-delta, delta], so one bad target cannot blow up a step."""
     errors = tf.Variable(np.array(errors, np.float32))
     with tf.GradientTape() as tape:
         total = tf.reduce_sum(huber_loss(errors, delta=delta))
@@ -313,7 +320,9 @@ def _hand_computed(learner, batch, *, double: bool):
         "terminated ignored": rewards + GAMMA * next_values - q_taken,
     }
     if double:
-        mistakes["Double DQN with the target's argmax"] = rewards + GAMMA * not_done * next_q_target.max(axis=1) - q_taken
+        mistakes["Double DQN with the target's argmax"] = (
+            rewards + GAMMA * not_done * next_q_target.max(axis=1) - q_taken
+        )
     else:
         mistakes["Double DQN used"] = (
             rewards + GAMMA * not_done * next_q_target[rows, next_q_online.argmax(axis=1)] - q_taken
@@ -439,7 +448,9 @@ def test_set_state_round_trip(learner, other_learner):
     other_learner.set_state(learner.get_state())
     states = make_batch(5)[0]
     for name in ("online_network", "target_network"):
-        np.testing.assert_array_equal(getattr(other_learner, name)(states).numpy(), getattr(learner, name)(states).numpy())
+        np.testing.assert_array_equal(
+            getattr(other_learner, name)(states).numpy(), getattr(learner, name)(states).numpy()
+        )
     assert int(other_learner.optimizer.iterations.numpy()) == int(learner.optimizer.iterations.numpy()) == 3
     # Same moments: the next update is the same too.
     batch = make_batch(6)
@@ -461,7 +472,11 @@ def _broken(state, key, value):
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("online/0", np.zeros((4, 4, 4, 32), np.float32), r"online variable 0 needs shape \(8, 8, 4, 32\), got shape \(4, 4, 4, 32\)"),
+        (
+            "online/0",
+            np.zeros((4, 4, 4, 32), np.float32),
+            r"online variable 0 needs shape \(8, 8, 4, 32\), got shape \(4, 4, 4, 32\)",
+        ),
         ("target/9", np.zeros(6, np.float32), r"target variable 9 needs shape \(4,\), got shape \(6,\)"),
         ("optimizer/0", None, "optimizer variable 0 needs shape .*, got nothing"),
     ],
@@ -481,7 +496,9 @@ def test_set_state_from_another_action_count_raises(learner):
 def test_a_rejected_set_state_changes_nothing(learner, other_learner):
     """A state whose last variable does not fit is refused before any weight is assigned."""
     before = weights(other_learner.online_network)
-    last_optimizer_key = max((k for k in learner.get_state() if k.startswith("optimizer/")), key=lambda k: int(k.split("/")[1]))
+    last_optimizer_key = max(
+        (k for k in learner.get_state() if k.startswith("optimizer/")), key=lambda k: int(k.split("/")[1])
+    )
     state = _broken(learner.get_state(), last_optimizer_key, np.zeros((2, 2), np.float32))
     with pytest.raises(ValueError, match="does not fit"):
         other_learner.set_state(state)
@@ -522,7 +539,11 @@ def test_unknown_precision_is_refused():
 
 
 def test_default_compute_path_is_float32_with_xla(learner):
-    assert learner.compute_path == {"precision": "float32", "xla": True, "cpu_native_bfloat16": cpu_has_native_bfloat16()}
+    assert learner.compute_path == {
+        "precision": "float32",
+        "xla": True,
+        "cpu_native_bfloat16": cpu_has_native_bfloat16(),
+    }
 
 
 def test_bfloat16_learner_warns_without_native_support_and_learns_like_float32(monkeypatch, learner):

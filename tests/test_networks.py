@@ -123,7 +123,7 @@ def test_non_positive_num_actions_raises(num_actions):
 
 
 def test_numpy_integer_num_actions_works():
-    """gymnasium's action_space.n is a NumPy integer: it is accepted."""
+    """Gymnasium's action_space.n is a NumPy integer: it is accepted."""
     assert nature_cnn(np.int64(6)).output_shape == (None, 6)
 
 

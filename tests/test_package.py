@@ -6,9 +6,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 
 import pytest
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 
@@ -129,15 +129,19 @@ def test_the_runtime_alone_opens_the_first_notebooks(tmp_path):
     # ipykernel stands for the student's Jupyter (it brings IPython, which runs the cells).
     install = subprocess.run(
         [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source), "ipykernel"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert install.returncode == 0, install.stdout + install.stderr
 
     nbgrader = subprocess.run([python, "-c", "import nbgrader"], capture_output=True, text=True)
     assert "No module named 'nbgrader'" in nbgrader.stderr, "the runtime must not pull in nbgrader"
 
     environment = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")}
-    notebooks = [str(REPO / "notebooks/00_setup/00_setup.ipynb"), str(REPO / "notebooks/01_q_learning/01_q_learning.ipynb")]
+    notebooks = [
+        str(REPO / "notebooks/00_setup/00_setup.ipynb"),
+        str(REPO / "notebooks/01_q_learning/01_q_learning.ipynb"),
+    ]
     result = subprocess.run(
         [python, "-c", _SETUP_CELLS, *notebooks], capture_output=True, text=True, cwd=tmp_path, env=environment
     )
@@ -147,7 +151,9 @@ def test_the_runtime_alone_opens_the_first_notebooks(tmp_path):
     assert report["ran"] == ["00_setup.ipynb:setup", "00_setup.ipynb:installation_check", "01_q_learning.ipynb:setup"]
     assert report["blank"] == "UnfilledBlankError"
 
-    grade = subprocess.run([python, "-m", "dqn_helpers", "grade", "--course", str(tmp_path)], capture_output=True, text=True)
+    grade = subprocess.run(
+        [python, "-m", "dqn_helpers", "grade", "--course", str(tmp_path)], capture_output=True, text=True
+    )
     assert grade.returncode == 2
     assert grade.stderr.strip().splitlines() == [
         "error: dqn_helpers.instructor (releasing and grading the course) needs nbgrader, which is not "

@@ -31,8 +31,13 @@ def q_network():
 
 def test_the_package_ships_every_file():
     """Weights (at most 10 MB), config, curve (CSV and PNG) and evaluation are all in the package."""
-    for path in (reference.WEIGHTS, reference.CONFIG, reference.LEARNING_CURVE_CSV, reference.LEARNING_CURVE_PNG,
-                 reference.EVALUATION):  # fmt: skip
+    for path in (
+        reference.WEIGHTS,
+        reference.CONFIG,
+        reference.LEARNING_CURVE_CSV,
+        reference.LEARNING_CURVE_PNG,
+        reference.EVALUATION,
+    ):
         assert path.is_file(), f"{path.name} is missing from dqn_helpers/reference: run `make ship`"
     assert reference.WEIGHTS.stat().st_size <= 10 * 2**20
 
@@ -55,13 +60,20 @@ def life_scores(policy, epsilon: float, lives: int = 5, seed: int = 11) -> np.nd
     """
     rng = np.random.default_rng(seed)
     with make_env(training=True, max_episode_frames=SHORT_GAME_FRAMES) as env:
-        return np.array([sum(step.reward for step in play_episode(env, as_policy(policy), rng, epsilon=epsilon, seed=seed + i))
-                         for i in range(lives)])  # fmt: skip
+        return np.array(
+            [
+                sum(step.reward for step in play_episode(env, as_policy(policy), rng, epsilon=epsilon, seed=seed + i))
+                for i in range(lives)
+            ]
+        )
 
 
 def test_greedy_play_on_real_frames_beats_the_random_agent(q_network):
     """Acting greedily, the shipped agent hits far more bricks per life than the random agent."""
-    agent, random_agent = life_scores(q_network, epsilon=0.0), life_scores(RandomPolicy(reference.NUM_ACTIONS), epsilon=1.0)
+    agent, random_agent = (
+        life_scores(q_network, epsilon=0.0),
+        life_scores(RandomPolicy(reference.NUM_ACTIONS), epsilon=1.0),
+    )
     assert agent.mean() > random_agent.mean() + 1.5, (agent, random_agent)
 
 
@@ -92,16 +104,31 @@ def test_learning_curve_is_the_run_log():
 def test_evaluation_follows_the_standard_protocol_and_matches_its_scores():
     """At least 30 full games at epsilon 0.05 with no-op starts; the summary is that of the listed scores."""
     report = reference.evaluation()
-    assert report["protocol"] == {"epsilon": EVAL_EPSILON, "max_episode_frames": 18_000, "noop_max": 30,
-                                  "full_games": True, "seed": report["protocol"]["seed"]}  # fmt: skip
+    assert report["protocol"] == {
+        "epsilon": EVAL_EPSILON,
+        "max_episode_frames": 18_000,
+        "noop_max": 30,
+        "full_games": True,
+        "seed": report["protocol"]["seed"],
+    }
     assert len(report["scores"]) >= 30
     assert {key: report[key] for key in summarize(np.array([0.0]))} == summarize(np.array(report["scores"]))
 
 
 def test_cli_weights_reference_plays_the_shipped_agent(capsys):
     """`--weights reference` evaluates the shipped network: the same scores as evaluate() on load_network()."""
-    argv = ["evaluate", "--weights", "reference", "--episodes", "1", "--max-episode-frames", "400", "--epsilon", "0",
-            "--no-progress"]  # fmt: skip
+    argv = [
+        "evaluate",
+        "--weights",
+        "reference",
+        "--episodes",
+        "1",
+        "--max-episode-frames",
+        "400",
+        "--epsilon",
+        "0",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     expected = evaluate(reference.load_network(), episodes=1, epsilon=0.0, max_episode_frames=400, progress=False)

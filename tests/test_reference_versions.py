@@ -31,7 +31,6 @@ import json
 import linecache
 import sys
 import types
-from pathlib import Path
 from typing import Any
 
 import imageio.v2 as imageio
@@ -125,7 +124,9 @@ def notebook_06():
 
 def _close(solution: Any, reference: Any, **tolerance: float) -> bool:
     solution, reference = np.asarray(solution, np.float64), np.asarray(reference, np.float64)
-    return solution.shape == reference.shape and np.allclose(solution, reference, **(tolerance or {"rtol": 1e-5, "atol": 1e-6}))
+    return solution.shape == reference.shape and np.allclose(
+        solution, reference, **(tolerance or {"rtol": 1e-5, "atol": 1e-6})
+    )
 
 
 # --- notebook 01 ---------------------------------------------------------------------------------
@@ -186,8 +187,15 @@ def _transitions(buffer, draws: int = 3_000, seed: int = 0) -> set[bytes]:
     """The distinct transitions a buffer hands out over many draws."""
     batch = buffer.sample(draws, np.random.default_rng(seed))
     return {
-        b"|".join([batch.states[i].tobytes(), bytes([int(batch.actions[i])]), np.float32(batch.rewards[i]).tobytes(),
-                   batch.next_states[i].tobytes(), bytes([int(batch.terminated[i])])])  # fmt: skip
+        b"|".join(
+            [
+                batch.states[i].tobytes(),
+                bytes([int(batch.actions[i])]),
+                np.float32(batch.rewards[i]).tobytes(),
+                batch.next_states[i].tobytes(),
+                bytes([int(batch.terminated[i])]),
+            ]
+        )
         for i in range(draws)
     }
 
@@ -240,8 +248,12 @@ def test_td_targets_of_04_agree(notebook_04, seed, double):
     """The TensorFlow td_targets of notebook 04 and learner.td_targets agree, plain and Double DQN."""
     rng = np.random.default_rng(seed)
     batch, actions = int(rng.integers(1, 40)), int(rng.integers(2, 19))
-    arguments = [tf.constant(rng.normal(size=batch), tf.float32), tf.constant(rng.random(batch) < 0.3, tf.float32),
-                 tf.constant(rng.normal(size=(batch, actions)), tf.float32), float(rng.uniform(0.5, 1.0))]  # fmt: skip
+    arguments = [
+        tf.constant(rng.normal(size=batch), tf.float32),
+        tf.constant(rng.random(batch) < 0.3, tf.float32),
+        tf.constant(rng.normal(size=(batch, actions)), tf.float32),
+        float(rng.uniform(0.5, 1.0)),
+    ]
     if double:
         arguments.append(tf.constant(rng.normal(size=(batch, actions)), tf.float32))
     assert _close(notebook_04["td_targets"](*arguments), reference_td_targets(*arguments))
@@ -258,11 +270,14 @@ def test_huber_loss_of_04_agrees(notebook_04):
 def test_train_step_of_04_agrees_with_the_learner(notebook_04, double):
     """From the same weights and batch, make_train_step's step and DQNLearner's step give the same loss and new weights."""
     num_actions, batch_size, gamma, learning_rate = 4, 6, 0.9, 1e-3
-    learner = DQNLearner(num_actions, learning_rate=learning_rate, gamma=gamma, double_dqn=double, input_shape=SMALL_STATE)
+    learner = DQNLearner(
+        num_actions, learning_rate=learning_rate, gamma=gamma, double_dqn=double, input_shape=SMALL_STATE
+    )
     rng = np.random.default_rng(7)
     # A target network that differs from the online one, so that taking the wrong one shows.
-    learner.target_network.set_weights([w + rng.normal(0.0, 0.05, w.shape).astype(np.float32)
-                                        for w in learner.target_network.get_weights()])  # fmt: skip
+    learner.target_network.set_weights(
+        [w + rng.normal(0.0, 0.05, w.shape).astype(np.float32) for w in learner.target_network.get_weights()]
+    )
     online = notebook_04["build_q_network"](num_actions, input_shape=SMALL_STATE)
     online.set_weights(learner.online_network.get_weights())
     target = notebook_04["copy_network"](online)
@@ -335,8 +350,16 @@ def policies_06(notebook_06):
     rng = np.random.default_rng(0)
     network = nature_cnn(POLICY_ACTIONS, input_shape=SMALL_STATE)
     # Seeded weights (He-like scale), without touching Keras's global seed.
-    network.set_weights([(rng.normal(0.0, 1.0 / np.sqrt(np.prod(w.shape[:-1])), w.shape) if w.ndim > 1
-                          else rng.normal(0.0, 0.1, w.shape)).astype(np.float32) for w in network.get_weights()])  # fmt: skip
+    network.set_weights(
+        [
+            (
+                rng.normal(0.0, 1.0 / np.sqrt(np.prod(w.shape[:-1])), w.shape)
+                if w.ndim > 1
+                else rng.normal(0.0, 0.1, w.shape)
+            ).astype(np.float32)
+            for w in network.get_weights()
+        ]
+    )
     # Random states of different brightness, so that their greedy actions are not all the same.
     states = np.stack([rng.integers(0, rng.integers(1, 256), SMALL_STATE).astype(np.uint8) for _ in range(8)])
     reference = QPolicy(network)
@@ -421,8 +444,9 @@ def test_evaluate_agent_of_06_agrees_on_breakout(notebook_06):
     solution_policy, reference_policy = _RecordingPolicy(4), _RecordingPolicy(4)
     with make_env(training=False, max_episode_frames=max_frames) as env:  # as evaluation.evaluate builds it
         solution = notebook_06["evaluate_agent"](env, solution_policy, episodes, epsilon=epsilon, seed=seed)
-    reference = reference_evaluate(reference_policy, episodes=episodes, epsilon=epsilon, seed=seed,
-                                   max_episode_frames=max_frames, progress=False)  # fmt: skip
+    reference = reference_evaluate(
+        reference_policy, episodes=episodes, epsilon=epsilon, seed=seed, max_episode_frames=max_frames, progress=False
+    )
     assert isinstance(solution, np.ndarray) and solution.dtype == np.float64
     assert np.array_equal(solution, reference)
     assert len(solution_policy.calls) == len(reference_policy.calls)

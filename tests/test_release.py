@@ -42,13 +42,20 @@ def test_apply_blank_refuses_templates_that_drifted_from_the_solution(line, mess
 def _solution_cell(source, *, solution=True, grade=False):
     cell = new_code_cell(source)
     cell.metadata["nbgrader"] = {
-        "grade": grade, "grade_id": "cell", "locked": not solution, "schema_version": 3, "solution": solution,
-    }  # fmt: skip
+        "grade": grade,
+        "grade_id": "cell",
+        "locked": not solution,
+        "schema_version": 3,
+        "solution": solution,
+    }
     return cell
 
 
 def _release(*cells):
-    notebook = new_notebook(cells=list(cells), metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}})
+    notebook = new_notebook(
+        cells=list(cells),
+        metadata={"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+    )
     released, _ = ClearSolutionsWithBlanks().preprocess(notebook, {})
     return [cell.source for cell in released.cells]
 
@@ -82,7 +89,10 @@ def test_release_refuses_markers_outside_solution_cells():
     [
         ("y = q.max(axis=1)", "y = q.max(axis=1)"),
         ("    y = q.max(axis=1)  # BUG: y = q.max()", "    y = q.max()"),
-        ("x = layers.Conv2D(64, 3, strides=1)(x)  # BUG:x = layers.Conv2D(64, 3, 3)(x)", "x = layers.Conv2D(64, 3, 3)(x)"),
+        (
+            "x = layers.Conv2D(64, 3, strides=1)(x)  # BUG:x = layers.Conv2D(64, 3, 3)(x)",
+            "x = layers.Conv2D(64, 3, 3)(x)",
+        ),
     ],
 )
 def test_apply_bug_puts_the_planted_line_in_place_of_the_solution(line, expected):

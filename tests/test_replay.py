@@ -98,7 +98,7 @@ def test_nbytes_per_transition_for_atari_frames():
 
 
 def test_nbytes_scales_with_frame_shape():
-    """nbytes counts one frame per slot plus 7 bytes of per-slot bookkeeping."""
+    """Nbytes counts one frame per slot plus 7 bytes of per-slot bookkeeping."""
     buffer = ReplayBuffer(10, frame_shape=(3, 3))
     assert buffer.nbytes == 10 * (3 * 3 + 7)  # 9 frame bytes + 1 + 4 + 1 + 1
 
@@ -564,15 +564,24 @@ def test_vector_buffer_samples_uniformly_over_all_transitions():
 
 @pytest.mark.parametrize(
     ("field", "override"),
-    [("states", np.zeros((2, STACK_SIZE, *FRAME_SHAPE), np.uint8)), ("actions", np.zeros(4, np.int64)),
-     ("truncated", np.zeros(1, bool))],
-)  # fmt: skip
+    [
+        ("states", np.zeros((2, STACK_SIZE, *FRAME_SHAPE), np.uint8)),
+        ("actions", np.zeros(4, np.int64)),
+        ("truncated", np.zeros(1, bool)),
+    ],
+)
 def test_vector_buffer_add_needs_one_entry_per_environment(field, override):
     """An argument with another length than num_envs is refused, naming it, and nothing is stored."""
     buffer = VectorReplayBuffer(30, NUM_ENVS, frame_shape=FRAME_SHAPE, stack_size=STACK_SIZE)
     states = np.stack([reset_stack(e) for e in range(NUM_ENVS)])
-    arguments = {"states": states, "actions": np.zeros(NUM_ENVS, np.int64), "rewards": np.zeros(NUM_ENVS),
-                 "next_states": states, "terminated": np.zeros(NUM_ENVS, bool), "truncated": np.zeros(NUM_ENVS, bool)}  # fmt: skip
+    arguments = {
+        "states": states,
+        "actions": np.zeros(NUM_ENVS, np.int64),
+        "rewards": np.zeros(NUM_ENVS),
+        "next_states": states,
+        "terminated": np.zeros(NUM_ENVS, bool),
+        "truncated": np.zeros(NUM_ENVS, bool),
+    }
     arguments[field] = override
     with pytest.raises(ValueError, match=rf"{field} must hold one entry per environment \(3\), got {len(override)}"):
         buffer.add(**arguments)
@@ -581,9 +590,12 @@ def test_vector_buffer_add_needs_one_entry_per_environment(field, override):
 
 @pytest.mark.parametrize(
     ("capacity", "num_envs", "message"),
-    [(30, 0, "num_envs must be positive, got 0"), (2, 3, r"capacity \(2\) must be at least num_envs \(3\)"),
-     (12, 3, r"capacity must exceed stack_size \(4\), got 4")],
-)  # fmt: skip
+    [
+        (30, 0, "num_envs must be positive, got 0"),
+        (2, 3, r"capacity \(2\) must be at least num_envs \(3\)"),
+        (12, 3, r"capacity must exceed stack_size \(4\), got 4"),
+    ],
+)
 def test_vector_buffer_rejects_bad_sizes(capacity, num_envs, message):
     """Sizes that cannot work are refused with what was expected and what was given."""
     with pytest.raises(ValueError, match=message):
@@ -607,7 +619,9 @@ def test_vector_buffer_state_round_trip():
     restored = VectorReplayBuffer(30, NUM_ENVS, frame_shape=FRAME_SHAPE, stack_size=STACK_SIZE)
     restored.load_state_dict(state)
     assert len(restored) == len(original)
-    for mine, theirs in zip(original.sample(64, np.random.default_rng(2)), restored.sample(64, np.random.default_rng(2))):
+    for mine, theirs in zip(
+        original.sample(64, np.random.default_rng(2)), restored.sample(64, np.random.default_rng(2))
+    ):
         np.testing.assert_array_equal(mine, theirs)
 
 
@@ -709,9 +723,12 @@ def test_n_step_wraparound_keeps_returns_within_held_transitions():
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"n_step": 0}, "n_step must be positive and below capacity"), ({"n_step": 20}, "n_step must be positive"),
-     ({"gamma": 1.5}, r"gamma must be in \[0, 1\], got 1.5")],
-)  # fmt: skip
+    [
+        ({"n_step": 0}, "n_step must be positive and below capacity"),
+        ({"n_step": 20}, "n_step must be positive"),
+        ({"gamma": 1.5}, r"gamma must be in \[0, 1\], got 1.5"),
+    ],
+)
 def test_bad_n_step_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ReplayBuffer(20, FRAME_SHAPE, STACK_SIZE, **kwargs)

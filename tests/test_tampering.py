@@ -29,7 +29,10 @@ COURSE_IMPORTS = imported_names(
         ("import numpy.testing as t\nt.assert_allclose = print", "changes t.assert_allclose"),
         ("checks.assert_own_code = lambda *args: None", "changes checks.assert_own_code"),
         ("del checks.q_learning.check_td_targets_values", "changes checks.q_learning.check_td_targets_values"),
-        ("def check_td_targets_values(answer):\n    pass", "rebinds check_td_targets_values, which the notebook imported"),
+        (
+            "def check_td_targets_values(answer):\n    pass",
+            "rebinds check_td_targets_values, which the notebook imported",
+        ),
         ("np = None", "rebinds np, which the notebook imported"),
         ("from fake import np", "rebinds np, which the notebook imported"),
         ("def f():\n    global checks\n    checks = None", "rebinds checks, which the notebook imported (global)"),
@@ -101,12 +104,17 @@ def test_a_fingerprint_changes_with_what_a_test_relies_on():
         np.allclose = original
     assert changes(before, after, {}) == ["numpy.allclose was replaced"]
     assert changes(before, before, {}) == []
-    assert changes(before, {**before, "user_ns.check": 1}, {"check": 2}) == ["check, which the notebook's own code defined, was replaced"]
+    assert changes(before, {**before, "user_ns.check": 1}, {"check": 2}) == [
+        "check, which the notebook's own code defined, was replaced"
+    ]
 
 
 def _run(cells: list[str], folder, sandbox: bool, monkeypatch) -> tuple[nbformat.NotebookNode, list[dict]]:
     """Run student cells, then a course test cell, through GuardedExecute; the notebook and the findings."""
-    test = new_code_cell('"""Check that add adds."""\nassert add(1, 2) == 3', metadata={"nbgrader": {"grade": True, "grade_id": "test", "points": 1}})
+    test = new_code_cell(
+        '"""Check that add adds."""\nassert add(1, 2) == 3',
+        metadata={"nbgrader": {"grade": True, "grade_id": "test", "points": 1}},
+    )
     notebook = new_notebook(cells=[new_code_cell(source) for source in cells] + [test])
     # Without a gradebook, say which cell is the course's: the test cell.
     monkeypatch.setattr(tampering, "_course_cells", lambda info: {"test": test.source})
@@ -129,9 +137,16 @@ def test_a_test_after_tampering_fails_and_an_honest_one_passes(tmp_path, monkeyp
     # replaced function when the module was there before the cell, else as a function the notebook defined.
     for cells, seen in [
         ([answer + "import numpy", "parts = [numpy]\nparts[0].allclose = print"], "numpy.allclose was replaced"),
-        ([answer + "import numpy\nparts = [numpy]\nparts[0].allclose = lambda *a: True"], "numpy.allclose is not the library's own"),
+        (
+            [answer + "import numpy\nparts = [numpy]\nparts[0].allclose = lambda *a: True"],
+            "numpy.allclose is not the library's own",
+        ),
     ]:
         tampered, found = _run(cells, tmp_path, sandbox, monkeypatch)
         assert len(found) == 1 and found[0]["what"].startswith(seen), found
         first = tampered.cells[-1].outputs[0]
-        assert first["output_type"] == "error" and first["ename"] == TAMPERING_ERROR and "numpy.allclose" in first["evalue"]
+        assert (
+            first["output_type"] == "error"
+            and first["ename"] == TAMPERING_ERROR
+            and "numpy.allclose" in first["evalue"]
+        )

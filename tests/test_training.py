@@ -148,9 +148,10 @@ def replay_transitions(run_dir: Path) -> list[dict[str, np.ndarray]]:
     with np.load(run_dir / "checkpoint" / "replay.npz") as arrays:
         num_envs = len({key.split("/", 1)[0] for key in arrays.files})
         assert sorted(arrays.files) == sorted(
-            f"{i}/{name}" for i in range(num_envs)
+            f"{i}/{name}"
+            for i in range(num_envs)
             for name in ("frames", "actions", "rewards", "terminated", "positions", "counters")
-        )  # fmt: skip
+        )
         per_env = []
         for i in range(num_envs):
             transition = arrays[f"{i}/positions"] > 0
@@ -204,7 +205,10 @@ def base_run(tmp_path_factory):
         ({"epsilon_decay_steps": 0}, "epsilon_decay_steps must be positive"),
         ({"log_interval": 0}, "log_interval must be positive"),
         ({"checkpoint_interval": -5}, "checkpoint_interval must be positive"),
-        ({"learning_starts": 16, "batch_size": 32}, r"learning_starts \(16\) must be at least batch_size \+ num_envs \(32 \+ 4\)"),
+        (
+            {"learning_starts": 16, "batch_size": 32},
+            r"learning_starts \(16\) must be at least batch_size \+ num_envs \(32 \+ 4\)",
+        ),
         ({"learning_starts": 35, "batch_size": 32}, r"learning_starts \(35\) must be at least batch_size \+ num_envs"),
         ({"learning_starts": 32, "batch_size": 32, "num_envs": 1}, r"batch_size \+ num_envs \(32 \+ 1\)"),
         ({"num_envs": 0}, "num_envs must be positive, got 0"),
@@ -249,7 +253,7 @@ def test_config_is_frozen():
 
 
 def test_config_survives_json():
-    """asdict -> JSON -> DQNConfig gives an equal config (what config.json relies on)."""
+    """Asdict -> JSON -> DQNConfig gives an equal config (what config.json relies on)."""
     assert DQNConfig(**json.loads(json.dumps(dataclasses.asdict(TINY)))) == TINY
 
 
@@ -389,7 +393,9 @@ def test_final_observations_take_the_last_state_of_finished_episodes():
         (
             {
                 "final_info": vector_info(
-                    3, episode={1: {"r": 9.0, "l": 120, "t": 1.5}, 2: {"r": 3.0, "l": 131, "t": 1.6}}, lives={1: 0, 2: 0}
+                    3,
+                    episode={1: {"r": 9.0, "l": 120, "t": 1.5}, 2: {"r": 3.0, "l": 131, "t": 1.6}},
+                    lives={1: 0, 2: 0},
                 ),
                 "_final_info": np.array([False, True, True]),
                 **vector_info(3, lives={0: 5, 1: 5, 2: 5}),
@@ -452,7 +458,11 @@ def test_run_folder_contents(base_run):
     _, run_dir, _ = base_run
     for name in ("config.json", "episodes.csv", "losses.csv", "q_network.weights.h5"):
         assert (run_dir / name).is_file(), name
-    assert sorted(path.name for path in (run_dir / "checkpoint").iterdir()) == ["learner.npz", "replay.npz", "state.json"]
+    assert sorted(path.name for path in (run_dir / "checkpoint").iterdir()) == [
+        "learner.npz",
+        "replay.npz",
+        "state.json",
+    ]
     assert not (run_dir / "checkpoint.new").exists() and not (run_dir / "checkpoint.old").exists()
 
 
@@ -488,7 +498,7 @@ def test_episodes_csv_logs_full_games(base_run):
 
 
 def test_episode_epsilon_decays_per_agent_step(base_run):
-    """epsilon in episodes.csv is the schedule at the agent step where the game's last actions were chosen."""
+    """Epsilon in episodes.csv is the schedule at the agent step where the game's last actions were chosen."""
     _, run_dir, _ = base_run
     _, rows = read_csv(run_dir / "episodes.csv")
     for row in rows:

@@ -26,7 +26,7 @@ def screens(count: int) -> list[np.ndarray]:
 
 
 def probe(path) -> str:
-    """ffmpeg's description of a media file (it prints it to stderr, with no output file)."""
+    """Ffmpeg's description of a media file (it prints it to stderr, with no output file)."""
     result = subprocess.run(
         [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, timeout=60
     )
@@ -51,7 +51,7 @@ def recorded(tmp_path_factory):
 
 
 def test_mp4_has_every_frame_at_double_size(mp4):
-    """imageio reads back 10 frames of 420x320 (210x160 doubled), 15 fps, with the grey levels kept."""
+    """Imageio reads back 10 frames of 420x320 (210x160 doubled), 15 fps, with the grey levels kept."""
     path, count = mp4
     assert count == 10
     with imageio.get_reader(path) as reader:
@@ -85,7 +85,9 @@ def test_scale_multiplies_the_frame_size(tmp_path, scale, size):
         assert next(iter(reader)).shape == (*size, 3)
 
 
-@pytest.mark.parametrize(("shape", "written"), [((45, 31, 3), (46, 32, 3)), ((44, 31, 3), (44, 32, 3)), ((45, 30, 3), (46, 30, 3))])
+@pytest.mark.parametrize(
+    ("shape", "written"), [((45, 31, 3), (46, 32, 3)), ((44, 31, 3), (44, 32, 3)), ((45, 30, 3), (46, 30, 3))]
+)
 def test_odd_sized_frames_get_one_edge_row_or_column(tmp_path, shape, written, capfd):
     """H.264 in yuv420p needs even sizes: an odd frame is padded by one copied row or column, nothing on stderr."""
     frame = np.full(shape, 128, np.uint8)
@@ -150,7 +152,7 @@ def test_no_frames_raises_and_leaves_no_file(tmp_path, suffix):
 
 @pytest.mark.parametrize(("fps", "scale"), [(0, 2), (15, 0), (-1, 1)])
 def test_bad_fps_or_scale_raise(tmp_path, fps, scale):
-    """fps and scale must be positive."""
+    """Fps and scale must be positive."""
     with pytest.raises(ValueError, match="fps and scale must be positive"):
         write_video(screens(2), tmp_path / "clip.mp4", fps=fps, scale=scale)
 

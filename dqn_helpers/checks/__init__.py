@@ -1,5 +1,6 @@
-"""The notebooks' visible checks: they turn a student's mistake into a message that
-names it, instead of a hang or a bare traceback.
+"""The notebooks' visible checks: a student's mistake becomes a message that names it.
+
+Not a hang, not a bare traceback: a message in plain words.
 
 A notebook's test cell calls one check, e.g. ``checks.q_learning.check_td_targets_terminal(td_targets)``;
 each check raises ``AssertionError`` with a message for the student, so the cell
@@ -55,7 +56,9 @@ def assert_own_code(answer: Callable, name: str) -> None:
         AssertionError: linear_schedule must be your own code, defined in this notebook, but it is imported from dqn_helpers.schedules: write it here instead
     """
     if not callable(answer):
-        raise AssertionError(f"{name} must be a function or class defined in this notebook, got {type(answer).__name__}")
+        raise AssertionError(
+            f"{name} must be a function or class defined in this notebook, got {type(answer).__name__}"
+        )
     origin = _from_dqn_helpers(answer)
     if origin:
         raise AssertionError(
@@ -65,15 +68,15 @@ def assert_own_code(answer: Callable, name: str) -> None:
     if inspect.isclass(answer):
         for base in answer.__mro__[1:]:
             if _from_dqn_helpers(base):
-                raise AssertionError(f"{name} must be your own class, but it inherits from {base.__module__}.{base.__name__}")
+                raise AssertionError(
+                    f"{name} must be your own class, but it inherits from {base.__module__}.{base.__name__}"
+                )
         functions = [f for f in vars(answer).values() if inspect.isfunction(f)]
     for function in functions:
         for used in _names_used(function.__code__):
             origin = _from_dqn_helpers(function.__globals__.get(used))
             if origin:
-                raise AssertionError(
-                    f"{name} uses {used} from {origin}: the exercise is to write this part yourself"
-                )
+                raise AssertionError(f"{name} uses {used} from {origin}: the exercise is to write this part yourself")
 
 
 class StepBudget(gym.Wrapper):
@@ -105,10 +108,12 @@ class StepBudget(gym.Wrapper):
         self.steps = 0
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        """Reset the game and the step count."""
         self.steps = 0
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Take one step, or fail once the budget is spent."""
         self.steps += 1
         if self.steps > self.max_steps:
             raise AssertionError(

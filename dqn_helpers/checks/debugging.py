@@ -52,7 +52,9 @@ FIELDS = ("states", "actions", "rewards", "next_states", "dones")  # the order t
 SGD_LEARNING_RATE = 0.05  # one plain gradient step moves each weight by exactly -lr * gradient
 
 
-def check_build_model(build_model: Callable, num_actions: int = 4, input_shape: tuple[int, int, int] = STATE_SHAPE) -> None:
+def check_build_model(
+    build_model: Callable, num_actions: int = 4, input_shape: tuple[int, int, int] = STATE_SHAPE
+) -> None:
     """Check that the script's ``build_model`` is the Nature CNN, stride by stride.
 
     Raises:
@@ -81,7 +83,13 @@ def _memory(size: int, seed: int) -> tuple[collections.deque, dict[str, np.ndarr
         "dones": (np.arange(size) % 3 == 1).astype(np.float32),
     }
     memory = collections.deque(
-        (stored["states"][i], int(stored["actions"][i]), float(stored["rewards"][i]), stored["next_states"][i], bool(stored["dones"][i]))
+        (
+            stored["states"][i],
+            int(stored["actions"][i]),
+            float(stored["rewards"][i]),
+            stored["next_states"][i],
+            bool(stored["dones"][i]),
+        )
         for i in range(size)
     )
     return memory, stored
@@ -105,11 +113,15 @@ def check_sample_batch(sample_batch: Callable, size: int = 6, batch_size: int = 
         call = f"sample_batch(memory, {count}, rng)"
         batch = _call(sample_batch, call, memory, count, np.random.default_rng(seed + count))
         if not isinstance(batch, (tuple, list)) or len(batch) != len(FIELDS):
-            raise AssertionError(f"{call} must return the {len(FIELDS)} arrays ({', '.join(FIELDS)}), got {type(batch).__name__}")
+            raise AssertionError(
+                f"{call} must return the {len(FIELDS)} arrays ({', '.join(FIELDS)}), got {type(batch).__name__}"
+            )
         batch = dict(zip(FIELDS, (np.asarray(field) for field in batch)))
         for name, values in batch.items():
             if len(values) != count:
-                raise AssertionError(f"{call} returned {len(values)} {name}; it must return {count}, one per sampled transition")
+                raise AssertionError(
+                    f"{call} returned {len(values)} {name}; it must return {count}, one per sampled transition"
+                )
         # state i is filled with i, its next state with 100 + i: which transitions were drawn, even if swapped
         which = batch["states"].reshape(count, -1)[:, 0].astype(int) % 100
         if len(set(which.tolist())) != count:
@@ -149,7 +161,9 @@ _GAMMA = 0.5
 
 
 def _call_targets(compute_targets: Callable, rewards, dones, next_q_values, gamma) -> np.ndarray:
-    targets = _numbers(_call(compute_targets, "compute_targets", rewards, dones, next_q_values, gamma), "compute_targets")
+    targets = _numbers(
+        _call(compute_targets, "compute_targets", rewards, dones, next_q_values, gamma), "compute_targets"
+    )
     if targets.shape != rewards.shape:
         raise AssertionError(
             f"compute_targets must return one target per transition, shape {rewards.shape}, got {targets.shape}: "
@@ -178,12 +192,14 @@ def check_compute_targets_per_sample(compute_targets: Callable, seed: int | None
         "your targets ignore the discount: y = r + gamma * max_a' Q(s', a')": _REWARDS + _NEXT_Q.max(axis=1),
         "your targets take the mean of the next Q-values; Q-learning bootstraps from the best action's value, "
         "max over axis=1": _REWARDS + _GAMMA * _NEXT_Q.mean(axis=1),
-    }  # fmt: skip
+    }
     _name_the_mistake(
-        targets, expected, wrong,
+        targets,
+        expected,
+        wrong,
         f"for rewards {_REWARDS.tolist()}, no terminal transition, next Q-values {_NEXT_Q.tolist()} and gamma = "
         f"{_GAMMA}, the targets are {expected.tolist()}, got {targets.tolist()}",
-    )  # fmt: skip
+    )
     if seed is not None:
         rng = np.random.default_rng(seed)
         batch, actions = int(rng.integers(2, 40)), int(rng.integers(2, 19))
@@ -191,7 +207,9 @@ def check_compute_targets_per_sample(compute_targets: Callable, seed: int | None
         next_q = rng.normal(size=(batch, actions)).astype(np.float32)
         targets = _call_targets(compute_targets, rewards, np.zeros(batch, np.float32), next_q, 0.9)
         if not _close(targets, rewards + 0.9 * next_q.max(axis=1)):
-            raise AssertionError(f"on a random batch of {batch} transitions with {actions} actions your targets are wrong")
+            raise AssertionError(
+                f"on a random batch of {batch} transitions with {actions} actions your targets are wrong"
+            )
 
 
 def check_compute_targets_terminal(compute_targets: Callable, seed: int | None = None) -> None:
@@ -226,10 +244,12 @@ def check_compute_targets_terminal(compute_targets: Callable, seed: int | None =
         "the target is the reward alone": rewards[terminal] + _GAMMA * _NEXT_Q.max(axis=1)[terminal],
     }
     _name_the_mistake(
-        got, expected, wrong,
+        got,
+        expected,
+        wrong,
         f"for rewards {rewards.tolist()} and dones {dones.tolist()}, the terminal transitions' targets are their "
         f"rewards, {expected.tolist()}, got {got.tolist()}",
-    )  # fmt: skip
+    )
 
 
 def _check_random_terminal(compute_targets: Callable, seed: int) -> None:
@@ -241,7 +261,9 @@ def _check_random_terminal(compute_targets: Callable, seed: int) -> None:
     next_q = rng.normal(size=(batch, actions)).astype(np.float32)
     targets = _call_targets(compute_targets, rewards, dones, next_q, 0.9)
     if not _close(targets[dones > 0], rewards[dones > 0]):
-        raise AssertionError(f"on a random batch of {batch} transitions the terminal ones' targets are not their rewards")
+        raise AssertionError(
+            f"on a random batch of {batch} transitions the terminal ones' targets are not their rewards"
+        )
 
 
 # --- train_step --------------------------------------------------------------------------------
@@ -264,7 +286,9 @@ def check_train_step_action_taken(
     online, target = tiny_q_network(num_actions, seed), tiny_q_network(num_actions, seed + 1)
     batch = _tiny_batch(batch_size, num_actions, seed)
     targets = _numbers(
-        _call(compute_targets, "compute_targets", batch.rewards, batch.terminated, target(batch.next_states).numpy(), 0.99),
+        _call(
+            compute_targets, "compute_targets", batch.rewards, batch.terminated, target(batch.next_states).numpy(), 0.99
+        ),
         "compute_targets",
     )
     with tf.GradientTape() as tape:
@@ -277,30 +301,44 @@ def check_train_step_action_taken(
     wrong = {
         "your loss compares the targets with max_a Q(s, a), the value of the best action, instead of Q(s, a) of the "
         "action the agent took. The target says what taking `actions[i]` was worth: pick that column, e.g. "
-        "tf.reduce_sum(q_values * tf.one_hot(actions, num_actions), axis=1)": float(np.mean(_huber(targets - q.max(axis=1)))),
-        "your loss is the mean squared error, not the Huber loss: large TD errors then give huge gradients":
-            float(np.mean((targets - q[np.arange(batch_size), batch.actions]) ** 2)),
-    }  # fmt: skip
+        "tf.reduce_sum(q_values * tf.one_hot(actions, num_actions), axis=1)": float(
+            np.mean(_huber(targets - q.max(axis=1)))
+        ),
+        "your loss is the mean squared error, not the Huber loss: large TD errors then give huge gradients": float(
+            np.mean((targets - q[np.arange(batch_size), batch.actions]) ** 2)
+        ),
+    }
     target_before = target.get_weights()
     with _quiet_tensorflow():
         got = _call(
-            train_step, "train_step", online, target, keras.optimizers.SGD(learning_rate=SGD_LEARNING_RATE),
-            batch.states, batch.actions, batch.rewards, batch.next_states, batch.terminated,
-        )  # fmt: skip
+            train_step,
+            "train_step",
+            online,
+            target,
+            keras.optimizers.SGD(learning_rate=SGD_LEARNING_RATE),
+            batch.states,
+            batch.actions,
+            batch.rewards,
+            batch.next_states,
+            batch.terminated,
+        )
     got = _numbers(got, "train_step")
     if got.shape != ():
-        raise AssertionError(f"train_step must return the loss as one number (the mean over the batch), got shape {got.shape}")
+        raise AssertionError(
+            f"train_step must return the loss as one number (the mean over the batch), got shape {got.shape}"
+        )
     if not all(np.array_equal(a, b) for a, b in zip(target.get_weights(), target_before)):
         raise AssertionError("train_step changed the target network's weights: only the online model may be trained")
     _name_the_mistake(
-        np.array(float(got)), np.array(float(loss)), {m: np.array(v) for m, v in wrong.items()},
+        np.array(float(got)),
+        np.array(float(loss)),
+        {m: np.array(v) for m, v in wrong.items()},
         f"on a batch of {batch_size} transitions the mean Huber loss of y - Q(s, a) is {float(loss):.5f}, your "
         f"train_step returned {float(got):.5f}",
-    )  # fmt: skip
+    )
     after = online.get_weights()
     if not all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(after, expected_weights)):
         raise AssertionError(
             "your train_step returned the right loss, but its update is not one gradient step on it: compute the loss "
             "inside tf.GradientTape and apply tape.gradient(loss, model.trainable_variables) once"
         )
-

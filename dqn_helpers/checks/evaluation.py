@@ -135,11 +135,15 @@ def check_policy_q_values(policy_class: Callable, *, num_actions: int = 4, seed:
         given = state.copy()
         q_values = _call(policy.q_values, "q_values(state)", given, hints=_BATCH_HINTS)
         if not np.array_equal(given, state):
-            raise AssertionError("q_values changed the state passed to it: leave it as it is (it is the agent's observation)")
+            raise AssertionError(
+                "q_values changed the state passed to it: leave it as it is (it is the agent's observation)"
+            )
         try:
             q_values = np.asarray(q_values, dtype=np.float64)
         except (TypeError, ValueError) as error:
-            raise AssertionError(f"q_values must return a NumPy array of numbers, got {type(q_values).__name__}") from error
+            raise AssertionError(
+                f"q_values must return a NumPy array of numbers, got {type(q_values).__name__}"
+            ) from error
         expected = _expected_q(state, num_actions)
         if q_values.shape == (1, num_actions):
             raise AssertionError(
@@ -147,7 +151,9 @@ def check_policy_q_values(policy_class: Callable, *, num_actions: int = 4, seed:
                 "returns a batch of one row, take row 0 of it"
             )
         if q_values.shape != (num_actions,):
-            raise AssertionError(f"q_values must return shape ({num_actions},), one value per action, got {q_values.shape}")
+            raise AssertionError(
+                f"q_values must return shape ({num_actions},), one value per action, got {q_values.shape}"
+            )
         if np.allclose(q_values, _expected_q(np.zeros_like(state), num_actions)):
             raise AssertionError(
                 f"q_values returned {q_values.tolist()}, the network's Q-values of an all-black state: was the state "
@@ -348,7 +354,9 @@ class _ScriptedGame(gym.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         if not self.games:
-            raise _Over("your loop called env.step() before env.reset(): reset the environment at the start of each game")
+            raise _Over(
+                "your loop called env.step() before env.reset(): reset the environment at the start of each game"
+            )
         game = self.games[-1]
         if game["over"]:
             raise _Over(
@@ -381,16 +389,28 @@ class _Recorder:
         return action
 
 
-def _run_evaluation(evaluate_agent: Callable, env: gym.Env, policy: Any, episodes: int, epsilon: float, seed: int) -> np.ndarray:
+def _run_evaluation(
+    evaluate_agent: Callable, env: gym.Env, policy: Any, episodes: int, epsilon: float, seed: int
+) -> np.ndarray:
     scores = _call(
-        evaluate_agent, "evaluate_agent", env, policy, episodes, epsilon=epsilon, seed=seed,
-        hints={"'NoneType' object is not": "the policy must be called as policy(state, rng, epsilon) with the rng "
-               "made from the seed, np.random.default_rng(seed)"},
-    )  # fmt: skip
+        evaluate_agent,
+        "evaluate_agent",
+        env,
+        policy,
+        episodes,
+        epsilon=epsilon,
+        seed=seed,
+        hints={
+            "'NoneType' object is not": "the policy must be called as policy(state, rng, epsilon) with the rng "
+            "made from the seed, np.random.default_rng(seed)"
+        },
+    )
     try:
         array = np.asarray(scores, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise AssertionError(f"evaluate_agent must return the scores as a NumPy array, got {type(scores).__name__}") from error
+        raise AssertionError(
+            f"evaluate_agent must return the scores as a NumPy array, got {type(scores).__name__}"
+        ) from error
     if not isinstance(scores, np.ndarray) or array.shape != (episodes,):
         raise AssertionError(
             f"evaluate_agent must return a NumPy array of shape ({episodes},), one score per game, got "
@@ -458,7 +478,9 @@ def check_evaluate_agent_full_games(evaluate_agent: Callable, *, episodes: int =
             "game's score at 0"
         )
     if not np.allclose(scores, expected):
-        raise AssertionError(f"the games scored {expected.tolist()} (sum of each game's rewards), got {scores.tolist()}")
+        raise AssertionError(
+            f"the games scored {expected.tolist()} (sum of each game's rewards), got {scores.tolist()}"
+        )
 
     cap = 7  # agent steps: every game is cut off during its second life
     env = _ScriptedGame(max_steps=cap)
@@ -566,7 +588,9 @@ class _ActionRecorder(gym.Wrapper):
         return self.env.step(action)
 
 
-def check_evaluate_agent_matches_the_protocol_on_breakout(evaluate_agent: Callable, *, episodes: int = 2, seed: int = 0) -> None:
+def check_evaluate_agent_matches_the_protocol_on_breakout(
+    evaluate_agent: Callable, *, episodes: int = 2, seed: int = 0
+) -> None:
     """Check the loop on real Breakout: the same games, action for action, and scores as the package's protocol.
 
     The random agent plays full games of the evaluation environment (all lives, true
@@ -681,14 +705,18 @@ def _write_and_read(
         arguments = ", ".join(f"{key}={value}" for key, value in kwargs.items())
         with _catch_logged_warnings() as logged:
             count = _call(
-                write_video, f"write_video(frames, path, {arguments}) with {shape}", iter([f.copy() for f in frames]),
-                path, **kwargs, hints={
+                write_video,
+                f"write_video(frames, path, {arguments}) with {shape}",
+                iter([f.copy() for f in frames]),
+                path,
+                **kwargs,
+                hints={
                     "No such file or directory": _MKDIR_HINT,
                     "directory does not exist": _MKDIR_HINT,
                     "channels": "A frame must reach the writer as (height, width, 3): did np.repeat scale the "
                     "channel axis (axis 2) instead of the height and width (axes 0 and 1)?",
                 },
-            )  # fmt: skip
+            )
         for message in logged.messages:
             if "Lossy conversion" in message:
                 raise AssertionError(
@@ -745,7 +773,9 @@ def check_video_format(write_video: Callable, *, fps: int = 15, scale: int = 2, 
             "half resolution), pass pixelformat='yuv420p'"
         )
     if abs(float(meta.get("fps", 0)) - fps) > 0.01:
-        raise AssertionError(f"the video plays at {meta.get('fps')} frames per second, asked for {fps}: pass fps on to the writer")
+        raise AssertionError(
+            f"the video plays at {meta.get('fps')} frames per second, asked for {fps}: pass fps on to the writer"
+        )
     want = (160 * scale, 210 * scale)  # imageio gives (width, height)
     if tuple(meta.get("size", ())) != want:
         raise AssertionError(

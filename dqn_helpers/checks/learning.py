@@ -101,7 +101,9 @@ def _numbers(value: Any, name: str) -> np.ndarray:
     try:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise AssertionError(f"{name} must return numbers (a tensor or an array), got {type(value).__name__}") from error
+        raise AssertionError(
+            f"{name} must return numbers (a tensor or an array), got {type(value).__name__}"
+        ) from error
 
 
 def _name_the_mistake(got: np.ndarray, expected: np.ndarray, wrong: dict[str, np.ndarray], otherwise: str) -> None:
@@ -155,7 +157,9 @@ def _build(build_q_network: Callable, num_actions: int, input_shape: tuple[int, 
     call = f"{name}({num_actions}, input_shape={input_shape})"
     model = _call(build_q_network, call, num_actions, input_shape=input_shape)
     if not isinstance(model, keras.Model):
-        raise AssertionError(f"{call} must return a keras.Model, got {type(model).__name__}: end with keras.Model(states, q_values)")
+        raise AssertionError(
+            f"{call} must return a keras.Model, got {type(model).__name__}: end with keras.Model(states, q_values)"
+        )
     return model
 
 
@@ -194,19 +198,39 @@ def check_q_network_architecture(
             parameter count.
     """
     model = _build(build_q_network, num_actions, input_shape, name)
+    _check_input(model, input_shape)
+    _check_convolutions(model, input_shape)
+    _check_dense_head(model, num_actions)
+    other = _build(build_q_network, num_actions + 2, input_shape, name)
+    if tuple(other.output_shape) != (None, num_actions + 2):
+        raise AssertionError(
+            f"built for {num_actions + 2} actions, your network outputs shape {other.output_shape}: use "
+            "num_actions for the output layer, not a fixed number"
+        )
+    count, expected = model.count_params(), expected_parameters(num_actions, input_shape)
+    if count != expected:
+        raise AssertionError(f"your network has {count:,} parameters; the paper's architecture has {expected:,}")
+
+
+def _check_input(model, input_shape: tuple[int, int, int]) -> None:
+    """One uint8 input that takes a batch of states, channels first (see check_q_network_architecture)."""
     if len(model.inputs) != 1:
         raise AssertionError(f"the network must have one input, the batch of states; yours has {len(model.inputs)}")
     dtype = str(model.inputs[0].dtype)
     if dtype != "uint8":
         raise AssertionError(
             f"your network's input is {dtype}: frames must stay uint8 (0-255, one byte each) from the emulator to the "
-            "network, which scales them itself. Use keras.Input(shape=input_shape, dtype=\"uint8\")"
+            'network, which scales them itself. Use keras.Input(shape=input_shape, dtype="uint8")'
         )
     if tuple(model.input_shape) != (None, *input_shape):
         raise AssertionError(
             f"the input must take a batch of states of shape {input_shape} (frames, height, width: channels first, "
             f"as the environment gives them), so (None, {', '.join(map(str, input_shape))}); got {model.input_shape}"
         )
+
+
+def _check_convolutions(model, input_shape: tuple[int, int, int]) -> None:
+    """The paper's three convolutions, each with its ReLU and output shape (see check_q_network_architecture)."""
     convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     if len(convolutions) != 3:
         raise AssertionError(f"the Nature CNN has 3 convolutions, yours has {len(convolutions)}")
@@ -222,7 +246,9 @@ def check_q_network_architecture(
         if layer.filters != filters:
             raise AssertionError(f"{where} has {layer.filters} filters; the paper's has {filters}")
         if tuple(layer.kernel_size) != (kernel, kernel):
-            raise AssertionError(f"{where} has a {layer.kernel_size} kernel; the paper's is {kernel}x{kernel}, kernel_size={kernel}")
+            raise AssertionError(
+                f"{where} has a {layer.kernel_size} kernel; the paper's is {kernel}x{kernel}, kernel_size={kernel}"
+            )
         if tuple(layer.strides) != (stride, stride):
             raise AssertionError(
                 f"{where} has strides {tuple(layer.strides)}; the paper's moves {stride} pixel{'s' * (stride > 1)} at a "
@@ -230,12 +256,14 @@ def check_q_network_architecture(
                 "order: name the arguments to be sure)"
             )
         if layer.padding != "valid":
-            raise AssertionError(f"{where} has padding={layer.padding!r}; the paper's convolutions use no padding, 'valid'")
+            raise AssertionError(
+                f"{where} has padding={layer.padding!r}; the paper's convolutions use no padding, 'valid'"
+            )
         activation = _activation_after(model, layer)
         if activation != "relu":
             raise AssertionError(
                 f"{where} has no ReLU (its activation is {activation}): without the non-linearity, stacked layers "
-                "collapse into one linear function of the pixels. Give it activation=\"relu\""
+                'collapse into one linear function of the pixels. Give it activation="relu"'
             )
         got = tuple(layer.output.shape[1:])
         if got != shape:
@@ -243,6 +271,10 @@ def check_q_network_architecture(
                 f"{where} outputs {got}, but the paper's gives (height, width, filters) = {shape}: a "
                 f"{kernel}x{kernel} kernel with stride {stride} and no padding maps n pixels to (n - {kernel}) // {stride} + 1"
             )
+
+
+def _check_dense_head(model, num_actions: int) -> None:
+    """A hidden dense layer of 512 ReLUs, then one linear output per action (see check_q_network_architecture)."""
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     if len(dense) != 2:
         raise AssertionError(
@@ -264,15 +296,6 @@ def check_q_network_architecture(
             f"the output layer has activation {_activation_after(model, head)}: it must be linear. Q-values are "
             "estimates of returns and may be negative or large"
         )
-    other = _build(build_q_network, num_actions + 2, input_shape, name)
-    if tuple(other.output_shape) != (None, num_actions + 2):
-        raise AssertionError(
-            f"built for {num_actions + 2} actions, your network outputs shape {other.output_shape}: use "
-            "num_actions for the output layer, not a fixed number"
-        )
-    count, expected = model.count_params(), expected_parameters(num_actions, input_shape)
-    if count != expected:
-        raise AssertionError(f"your network has {count:,} parameters; the paper's architecture has {expected:,}")
 
 
 def _nature_forward(weights: list[np.ndarray], states: np.ndarray, *, scale: float, transpose: bool) -> np.ndarray:
@@ -296,9 +319,11 @@ def _test_states(count: int, input_shape: tuple[int, int, int], seed: int) -> np
 def check_q_network_matches_the_paper(
     build_q_network: Callable, num_actions: int = 4, input_shape: tuple[int, int, int] = STATE_SHAPE, seed: int = 0
 ) -> None:
-    """Check that the network has the paper's parameter count, takes the weights of
+    """Check that the network computes the paper's Q-values, given the paper's weights.
+
+    It must have the paper's parameter count, take the weights of
     ``dqn_helpers.networks.nature_cnn`` (as arrays and from a ``.weights.h5`` file), and
-    then computes the same Q-values on ``uint8`` states.
+    then compute the same Q-values on ``uint8`` states.
 
     Raises:
         AssertionError: Naming a wrong parameter count, weights that do not fit, and
@@ -315,8 +340,10 @@ def check_q_network_matches_the_paper(
     reference = nature_cnn(num_actions, input_shape=input_shape)
     rng = np.random.default_rng(seed)
     # Fresh weights with non-zero biases, so that no mistake hides behind zeros.
-    weights = [rng.normal(0.0, 1.0 / np.sqrt(np.prod(w.shape[:-1])) if w.ndim > 1 else 0.05, w.shape).astype(np.float32)
-               for w in reference.get_weights()]  # fmt: skip
+    weights = [
+        rng.normal(0.0, 1.0 / np.sqrt(np.prod(w.shape[:-1])) if w.ndim > 1 else 0.05, w.shape).astype(np.float32)
+        for w in reference.get_weights()
+    ]
     reference.set_weights(weights)
     shapes = [tuple(w.shape) for w in model.get_weights()]
     if shapes != [tuple(w.shape) for w in weights]:
@@ -332,7 +359,9 @@ def check_q_network_matches_the_paper(
             _call(model.load_weights, "loading the reference network's .weights.h5 file into your network", path)
     loaded = model.get_weights()
     if not all(np.array_equal(a, b) for a, b in zip(loaded, weights)):
-        raise AssertionError("after load_weights your network does not hold the reference's weights: are its layers in the paper's order?")
+        raise AssertionError(
+            "after load_weights your network does not hold the reference's weights: are its layers in the paper's order?"
+        )
     states = _test_states(3, input_shape, seed)
     try:
         output = model(states, training=False)
@@ -353,7 +382,10 @@ def check_q_network_matches_the_paper(
         "your network scales the frames twice (divided by 255 * 255): scale once, inside the model, and give it the "
         "uint8 frames as they come": {"scale": 1.0 / 255**2, "transpose": False},
         "your network reads the frames with height and width swapped: layers.Permute((2, 3, 1)) turns (frames, "
-        "height, width) into (height, width, frames); (3, 2, 1) transposes the picture": {"scale": 1 / 255, "transpose": True},
+        "height, width) into (height, width, frames); (3, 2, 1) transposes the picture": {
+            "scale": 1 / 255,
+            "transpose": True,
+        },
     }
     for message, variant in variants.items():
         if _close(got, _nature_forward(weights, states, **variant)):
@@ -446,7 +478,11 @@ def check_q_of_actions(q_of_actions: Callable, seed: int | None = None) -> None:
         taken = rng.integers(0, actions, batch)
         cases.append((q_values, taken, q_values[np.arange(batch), taken]))
     for q_values, actions, expected in cases:
-        shown = f"Q = {q_values.tolist()}, actions = {actions.tolist()}" if q_values is _Q else f"a random batch of {len(actions)}"
+        shown = (
+            f"Q = {q_values.tolist()}, actions = {actions.tolist()}"
+            if q_values is _Q
+            else f"a random batch of {len(actions)}"
+        )
         got = _numbers(
             _call(q_of_actions, "q_of_actions", tf.constant(q_values, tf.float32), tf.constant(actions, tf.int64)),
             "q_of_actions",
@@ -468,14 +504,18 @@ def check_q_of_actions(q_of_actions: Callable, seed: int | None = None) -> None:
                 "array minus a (B,) array broadcasts to (B, B), a loss that still trains, badly"
             )
         if got.shape != (batch,):
-            raise AssertionError(f"q_of_actions must return one Q-value per transition, shape ({batch},), got {got.shape}")
+            raise AssertionError(
+                f"q_of_actions must return one Q-value per transition, shape ({batch},), got {got.shape}"
+            )
         if np.allclose(got, q_values.max(axis=1)) and not np.allclose(expected, q_values.max(axis=1)):
             raise AssertionError(
                 "your q_of_actions returns max_a Q(s, a), the best action's value: the loss needs Q(s, a) of the "
                 "action the agent took, actions[i] in row i"
             )
         if not np.allclose(got, expected, rtol=RTOL, atol=ATOL):
-            raise AssertionError(f"for {shown} the Q-values of the actions taken are {np.round(expected, 4).tolist()}, got {np.round(got, 4).tolist()}")
+            raise AssertionError(
+                f"for {shown} the Q-values of the actions taken are {np.round(expected, 4).tolist()}, got {np.round(got, 4).tolist()}"
+            )
 
 
 # --- td_targets ----------------------------------------------------------------------------
@@ -504,7 +544,12 @@ def _targets(rewards, terminated, next_q_target, gamma, next_q_online=None):
 
 
 def _call_targets(td_targets: Callable, rewards, terminated, next_q_target, gamma, next_q_online=None) -> np.ndarray:
-    arguments = [tf.constant(rewards, tf.float32), tf.constant(terminated, tf.float32), tf.constant(next_q_target, tf.float32), gamma]
+    arguments = [
+        tf.constant(rewards, tf.float32),
+        tf.constant(terminated, tf.float32),
+        tf.constant(next_q_target, tf.float32),
+        gamma,
+    ]
     if next_q_online is not None:
         arguments.append(tf.constant(next_q_online, tf.float32))
     return _numbers(_call(td_targets, "td_targets", *arguments), "td_targets")
@@ -532,27 +577,40 @@ def check_td_targets(td_targets: Callable, seed: int | None = None) -> None:
     expected = _targets(_REWARDS, _TERMINATED, _NEXT_Q_TARGET, _GAMMA)
     wrong = {
         "your target ignores `terminated`: after the last step of a game there is no next state, so the target is the "
-        "reward alone. Multiply the bootstrap term by (1 - terminated)": _targets(_REWARDS, 0 * _TERMINATED, _NEXT_Q_TARGET, _GAMMA),
-        "your terminal mask is inverted: bootstrap where terminated is 0, multiply by (1 - terminated), not by terminated":
-            _REWARDS + _GAMMA * _TERMINATED * _NEXT_Q_TARGET.max(axis=1),
+        "reward alone. Multiply the bootstrap term by (1 - terminated)": _targets(
+            _REWARDS, 0 * _TERMINATED, _NEXT_Q_TARGET, _GAMMA
+        ),
+        "your terminal mask is inverted: bootstrap where terminated is 0, multiply by (1 - terminated), not by terminated": _REWARDS
+        + _GAMMA * _TERMINATED * _NEXT_Q_TARGET.max(axis=1),
         "your max runs over the batch (axis 0) instead of over each row's actions (axis 1): each transition "
-        "bootstraps from its own next state's best action": _REWARDS + _GAMMA * (1 - _TERMINATED) * _NEXT_Q_TARGET.max(axis=0),
-        "your target ignores the discount: y = r + gamma * (1 - terminated) * max_a' Q(s', a')":
-            _targets(_REWARDS, _TERMINATED, _NEXT_Q_TARGET, 1.0),
-    }  # fmt: skip
+        "bootstraps from its own next state's best action": _REWARDS
+        + _GAMMA * (1 - _TERMINATED) * _NEXT_Q_TARGET.max(axis=0),
+        "your target ignores the discount: y = r + gamma * (1 - terminated) * max_a' Q(s', a')": _targets(
+            _REWARDS, _TERMINATED, _NEXT_Q_TARGET, 1.0
+        ),
+    }
     _name_the_mistake(
-        targets, expected, wrong,
+        targets,
+        expected,
+        wrong,
         f"for rewards {_REWARDS.tolist()}, terminated {_TERMINATED.tolist()}, next target Q-values "
         f"{_NEXT_Q_TARGET.tolist()} and gamma = {_GAMMA}, the targets are {expected.tolist()}, got {targets.tolist()}",
-    )  # fmt: skip
+    )
     if seed is not None:
         rng = np.random.default_rng(seed)
         batch, actions = int(rng.integers(2, 40)), int(rng.integers(2, 19))
-        case = (rng.normal(size=batch), (rng.random(batch) < 0.3).astype(float), rng.normal(size=(batch, actions)), float(rng.uniform(0.8, 1.0)))
+        case = (
+            rng.normal(size=batch),
+            (rng.random(batch) < 0.3).astype(float),
+            rng.normal(size=(batch, actions)),
+            float(rng.uniform(0.8, 1.0)),
+        )
         targets = _call_targets(td_targets, *case)
         _check_target_shape(targets, batch)
         if not _close(targets, _targets(*case)):
-            raise AssertionError(f"on a random batch of {batch} transitions with {actions} actions your targets are wrong")
+            raise AssertionError(
+                f"on a random batch of {batch} transitions with {actions} actions your targets are wrong"
+            )
 
 
 def check_td_targets_double_dqn(td_targets: Callable, seed: int | None = None) -> None:
@@ -569,33 +627,46 @@ def check_td_targets_double_dqn(td_targets: Callable, seed: int | None = None) -
     rows = np.arange(3)
     wrong = {
         "your Double DQN target picks the next action with the target network's argmax (that is plain DQN's max): "
-        "the online network chooses a' = argmax Q_online(s', a'), the target network values it, Q_target(s', a')":
-            _targets(_REWARDS, terminated, _NEXT_Q_TARGET, _GAMMA),
+        "the online network chooses a' = argmax Q_online(s', a'), the target network values it, Q_target(s', a')": _targets(
+            _REWARDS, terminated, _NEXT_Q_TARGET, _GAMMA
+        ),
         "your Double DQN target takes the value from the online network: the online network only chooses a', "
         "the target network values it, Q_target(s', a')": _targets(_REWARDS, terminated, _NEXT_Q_ONLINE, _GAMMA),
         "your Double DQN target swaps the networks' roles: the target network chooses a' and the online network "
-        "values it; it must be the other way round": _REWARDS + _GAMMA * _NEXT_Q_ONLINE[rows, _NEXT_Q_TARGET.argmax(axis=1)],
-        "your argmax runs over the batch (axis 0) instead of each row's actions (axis 1)":
-            _REWARDS + _GAMMA * _NEXT_Q_TARGET[rows, _NEXT_Q_ONLINE.argmax(axis=0)],
-    }  # fmt: skip
+        "values it; it must be the other way round": _REWARDS
+        + _GAMMA * _NEXT_Q_ONLINE[rows, _NEXT_Q_TARGET.argmax(axis=1)],
+        "your argmax runs over the batch (axis 0) instead of each row's actions (axis 1)": _REWARDS
+        + _GAMMA * _NEXT_Q_TARGET[rows, _NEXT_Q_ONLINE.argmax(axis=0)],
+    }
     _name_the_mistake(
-        targets, expected, wrong,
+        targets,
+        expected,
+        wrong,
         f"for rewards {_REWARDS.tolist()}, next Q-values of the target network {_NEXT_Q_TARGET.tolist()} and of "
         f"the online network {_NEXT_Q_ONLINE.tolist()}, gamma = {_GAMMA} and no terminal step, the Double DQN "
         f"targets are {expected.tolist()}, got {targets.tolist()}",
-    )  # fmt: skip
+    )
     with_terminal = _call_targets(td_targets, _REWARDS, _TERMINATED, _NEXT_Q_TARGET, _GAMMA, _NEXT_Q_ONLINE)
     if not _close(with_terminal, _targets(_REWARDS, _TERMINATED, _NEXT_Q_TARGET, _GAMMA, _NEXT_Q_ONLINE)):
-        raise AssertionError("your Double DQN target ignores `terminated`: a terminal transition's target is its reward alone")
+        raise AssertionError(
+            "your Double DQN target ignores `terminated`: a terminal transition's target is its reward alone"
+        )
     if seed is not None:
         rng = np.random.default_rng(seed)
         batch, actions = int(rng.integers(2, 40)), int(rng.integers(2, 19))
-        case = (rng.normal(size=batch), (rng.random(batch) < 0.3).astype(float), rng.normal(size=(batch, actions)),
-                float(rng.uniform(0.8, 1.0)), rng.normal(size=(batch, actions)))  # fmt: skip
+        case = (
+            rng.normal(size=batch),
+            (rng.random(batch) < 0.3).astype(float),
+            rng.normal(size=(batch, actions)),
+            float(rng.uniform(0.8, 1.0)),
+            rng.normal(size=(batch, actions)),
+        )
         targets = _call_targets(td_targets, *case)
         _check_target_shape(targets, batch)
         if not _close(targets, _targets(*case)):
-            raise AssertionError(f"on a random batch of {batch} transitions with {actions} actions your Double DQN targets are wrong")
+            raise AssertionError(
+                f"on a random batch of {batch} transitions with {actions} actions your Double DQN targets are wrong"
+            )
 
 
 # --- copy_network --------------------------------------------------------------------------
@@ -630,7 +701,9 @@ def check_copy_network(copy_network: Callable, num_actions: int = 3, seed: int =
         )
     weights = copy.get_weights()
     if [w.shape for w in weights] != [w.shape for w in before]:
-        raise AssertionError(f"the copy's weights have shapes {[w.shape for w in weights]}, the network's {[w.shape for w in before]}")
+        raise AssertionError(
+            f"the copy's weights have shapes {[w.shape for w in weights]}, the network's {[w.shape for w in before]}"
+        )
     if not all(np.array_equal(a, b) for a, b in zip(weights, before)):
         raise AssertionError(
             "your copy has the architecture but fresh random weights: clone_model copies the layers, not their "
@@ -641,7 +714,9 @@ def check_copy_network(copy_network: Callable, num_actions: int = 3, seed: int =
     for variable in network.weights:
         variable.assign(variable + 1.0)
     if not _close(_numbers(copy(states), "the copy"), expected):
-        raise AssertionError("after the online network's weights changed, your copy's Q-values changed too: it must hold its own weights")
+        raise AssertionError(
+            "after the online network's weights changed, your copy's Q-values changed too: it must hold its own weights"
+        )
 
 
 # --- the train step ------------------------------------------------------------------------
@@ -655,11 +730,24 @@ class _Setup(NamedTuple):
 
 
 def _setup(num_actions: int, batch_size: int, seed: int, gamma: float = 0.9) -> _Setup:
-    return _Setup(tiny_q_network(num_actions, seed), tiny_q_network(num_actions, seed + 1), _tiny_batch(batch_size, num_actions, seed), gamma)
+    return _Setup(
+        tiny_q_network(num_actions, seed),
+        tiny_q_network(num_actions, seed + 1),
+        _tiny_batch(batch_size, num_actions, seed),
+        gamma,
+    )
 
 
 def _make_step(make_train_step: Callable, setup: _Setup, optimizer, double_dqn: bool) -> Callable:
-    step = _call(make_train_step, "make_train_step", setup.online, setup.target, optimizer, gamma=setup.gamma, double_dqn=double_dqn)
+    step = _call(
+        make_train_step,
+        "make_train_step",
+        setup.online,
+        setup.target,
+        optimizer,
+        gamma=setup.gamma,
+        double_dqn=double_dqn,
+    )
     if not callable(step):
         raise AssertionError(f"make_train_step must return the train_step function, got {type(step).__name__}")
     if not isinstance(step, tf.types.experimental.PolymorphicFunction):
@@ -690,7 +778,9 @@ def _run_step(step: Callable, batch: _Batch) -> float:
     with _quiet_tensorflow():
         loss = _call(step, "train_step", *_as_tensors(batch))
     if isinstance(loss, (tuple, list)):
-        raise AssertionError(f"train_step must return the loss alone, a scalar; it returned a {type(loss).__name__} of {len(loss)} values")
+        raise AssertionError(
+            f"train_step must return the loss alone, a scalar; it returned a {type(loss).__name__} of {len(loss)} values"
+        )
     value = _numbers(loss, "train_step")
     if value.shape != ():
         raise AssertionError(
@@ -726,7 +816,9 @@ def _candidate_losses(setup: _Setup, double_dqn: bool) -> tuple[float, dict[str,
         "your loss uses max_a Q(s, a) instead of Q(s, a) of the action taken: pick each row's Q-value at actions[i] "
         "with q_of_actions(q_values, actions)": mean_huber(targets - q.max(axis=1)),
         "your loss compares every target with every Q-value: a (B, 1) array minus a (B,) array broadcast into a "
-        "(B, B) matrix. Keep targets and Q(s, a) both of shape (batch,)": mean_huber(targets[:, None] - q_taken[None, :]),
+        "(B, B) matrix. Keep targets and Q(s, a) both of shape (batch,)": mean_huber(
+            targets[:, None] - q_taken[None, :]
+        ),
         "your loss is the squared error, not the Huber loss: use huber_loss(targets - q_taken)": float(
             np.mean((targets - q_taken) ** 2)
         ),
@@ -752,8 +844,16 @@ def _gradients(setup: _Setup, double_dqn: bool) -> list[np.ndarray]:
     online, target, batch, gamma = setup
     next_target = target(batch.next_states)
     next_online = online(batch.next_states) if double_dqn else None
-    targets = tf.constant(_targets(batch.rewards, batch.terminated, next_target.numpy(), gamma,
-                                   None if next_online is None else next_online.numpy()), tf.float32)  # fmt: skip
+    targets = tf.constant(
+        _targets(
+            batch.rewards,
+            batch.terminated,
+            next_target.numpy(),
+            gamma,
+            None if next_online is None else next_online.numpy(),
+        ),
+        tf.float32,
+    )
     with tf.GradientTape() as tape:
         q_taken = tf.gather(online(batch.states, training=True), batch.actions, axis=1, batch_dims=1)
         errors = targets - q_taken
@@ -818,8 +918,12 @@ def check_train_step_loss_and_update(
             "apply them with optimizer.apply_gradients(zip(gradients, variables))"
         )
     expected = [w - SGD_LEARNING_RATE * g for w, g in zip(trainable, gradients)]
-    if all(np.allclose(n, w + SGD_LEARNING_RATE * g, rtol=1e-3, atol=1e-5) for n, w, g in zip(new, trainable, gradients)):
-        raise AssertionError("your train step moves the weights up the gradient, making the loss larger: minimise the loss itself")
+    if all(
+        np.allclose(n, w + SGD_LEARNING_RATE * g, rtol=1e-3, atol=1e-5) for n, w, g in zip(new, trainable, gradients)
+    ):
+        raise AssertionError(
+            "your train step moves the weights up the gradient, making the loss larger: minimise the loss itself"
+        )
     if not all(np.allclose(n, e, rtol=1e-3, atol=1e-5) for n, e in zip(new, expected)):
         raise AssertionError(
             "your train step returned the right loss but did not make one gradient step on it: with plain SGD the "
@@ -829,10 +933,17 @@ def check_train_step_loss_and_update(
 
 
 def check_train_step_leaves_the_target_alone(
-    make_train_step: Callable, double_dqn: bool = False, num_actions: int = 3, batch_size: int = 6, seed: int = 0, steps: int = 5
+    make_train_step: Callable,
+    double_dqn: bool = False,
+    num_actions: int = 3,
+    batch_size: int = 6,
+    seed: int = 0,
+    steps: int = 5,
 ) -> None:
-    """Check that no gradient ever reaches the target network: after several Adam steps
-    (target network left trainable, as a student's may be) its weights are bit-identical.
+    """Check that no gradient ever reaches the target network.
+
+    After several Adam steps (target network left trainable, as a student's may be)
+    its weights must be bit-identical.
 
     Raises:
         AssertionError: If the target's weights change at all (gradients into the
@@ -846,7 +957,9 @@ def check_train_step_leaves_the_target_alone(
         _run_step(step, setup.batch)
         _check_target_untouched(setup.target, target_before, setup.online, done)
     if all(np.array_equal(a, b) for a, b in zip(setup.online.get_weights(), online_before)):
-        raise AssertionError(f"after {steps} steps the online network's weights never changed: apply the gradients to them")
+        raise AssertionError(
+            f"after {steps} steps the online network's weights never changed: apply the gradients to them"
+        )
 
 
 def check_train_step_overfits_one_batch(

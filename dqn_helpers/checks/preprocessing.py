@@ -1,5 +1,6 @@
-"""Visible checks of notebook 02, Atari preprocessing: ``preprocess_frame``,
-``skip_and_max`` and ``FrameStacker``.
+"""Visible checks of notebook 02, Atari preprocessing.
+
+They check ``preprocess_frame``, ``skip_and_max`` and ``FrameStacker``.
 
 Every check feeds the student's answer small synthetic inputs whose right answer
 is known exactly, so a wrong answer can be told apart from a merely different but
@@ -53,8 +54,11 @@ TOLERANCE_MAX = 3.0
 def _test_card(
     height: int = SCREEN_SHAPE[0], width: int = SCREEN_SHAPE[1], seed: int = 0, gray: bool = False
 ) -> np.ndarray:
-    """A smooth RGB picture that looks different upside down, mirrored or transposed; with ``gray``,
-    R = G = B, so that every gray conversion whose weights add up to 1 gives the same gray picture."""
+    """A smooth RGB picture that looks different upside down, mirrored or transposed.
+
+    With ``gray``, R = G = B, so that every gray conversion whose weights add up to 1
+    gives the same gray picture.
+    """
     rng = np.random.default_rng(seed)
     rows = np.linspace(0.0, 1.0, height)[:, None]
     columns = np.linspace(0.0, 1.0, width)[None, :]
@@ -144,11 +148,17 @@ def check_preprocess_frame_output(preprocess_frame: Callable) -> None:
             "per pixel, for a frame of shape (84, 84)"
         )
     if output.shape != FRAME_SIZE:
-        raise AssertionError(f"for the default size, preprocess_frame must return shape {FRAME_SIZE}, got {output.shape}")
+        raise AssertionError(
+            f"for the default size, preprocess_frame must return shape {FRAME_SIZE}, got {output.shape}"
+        )
     if int(output.min()) < 250:
         raise AssertionError(
             f"a white screen should stay white (255) after preprocessing, but your frame has values down to {output.min()}"
-            + (": it looks scaled to [0, 1] and then cast to uint8; keep gray levels 0-255" if output.max() <= 1 else "")
+            + (
+                ": it looks scaled to [0, 1] and then cast to uint8; keep gray levels 0-255"
+                if output.max() <= 1
+                else ""
+            )
         )
 
 
@@ -178,7 +188,9 @@ def check_preprocess_frame_grayscale(preprocess_frame: Callable) -> None:
     if np.all(np.abs(got_array - expected) <= 1.0):
         return
     shown = ", ".join(f"{value:.4g}" for value in got)
-    message = f"pure red, green and blue screens should become 76, 150 and 29 (Y = 0.299R + 0.587G + 0.114B), got {shown}"
+    message = (
+        f"pure red, green and blue screens should become 76, 150 and 29 (Y = 0.299R + 0.587G + 0.114B), got {shown}"
+    )
     if np.all(np.abs(got_array - 85) <= 1.0):
         message += ": that is the plain average (R + G + B) / 3; weight the channels with the luma weights instead"
     elif np.all(np.abs(got_array - expected[::-1]) <= 1.0):
@@ -224,7 +236,9 @@ def _diagnose_geometry(
         return f"{call} returns the picture flipped upside down or mirrored: keep the rows and columns in their order"
     if top != 0 or bottom is not None:
         if _close(output, _reference_frame(frame, size)):
-            return f"{call} ignores `top` and `bottom`: it should keep only rows top:bottom of the screen before resizing"
+            return (
+                f"{call} ignores `top` and `bottom`: it should keep only rows top:bottom of the screen before resizing"
+            )
         columns_cut = cv2.resize(
             np.ascontiguousarray(gray[:, top:bottom]), (width, height), interpolation=cv2.INTER_AREA
         )
@@ -238,7 +252,6 @@ def _diagnose_geometry(
         f"{call} differs from the expected frame by {difference.mean():.1f} gray levels on average "
         f"(up to {difference.max():.0f}) on an asymmetric test card: convert to gray with the luma weights, "
         "crop rows top:bottom, then cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA)."
-
     )
 
 
@@ -336,10 +349,12 @@ class ScriptedGame(gym.Env):
         self.over = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """Start a new scripted game."""
         self.frame_number, self.actions, self.over = 0, [], False
         return np.zeros(SCREEN_SHAPE, np.uint8), {"lives": 5}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """Give the next scripted frame and record the action."""
         if self.over:
             raise AssertionError(
                 f"skip_and_max called env.step() again after the game ended on frame {self.frame_number} of the skip: "
@@ -621,8 +636,10 @@ def check_frame_stacker_reset(
     """Check that FrameStacker's reset starts a new episode cleanly: no frame of the previous episode survives it.
 
     Args:
-        FrameStacker: The student's class; stack_size, frame_shape, seed: as for
-            :func:`check_frame_stacker_order`.
+        FrameStacker: The student's class.
+        stack_size: Frames per stack, as for :func:`check_frame_stacker_order`.
+        frame_shape: Shape of one frame.
+        seed: Seeds the test frames.
 
     Raises:
         AssertionError: If after ``reset`` a stack still holds a frame from before
@@ -643,7 +660,9 @@ def check_frame_stacker_reset(
             name = f"{episode}{i + 1}"
             stack = stacker.reset(frames[i].copy()) if i == 0 else stacker.push(frames[i].copy())
             pushed.append(name)
-            stack = _assert_stack_array(stack, stack_size, frame_shape, "reset" if i == 0 else "push", check_dtype=False)
+            stack = _assert_stack_array(
+                stack, stack_size, frame_shape, "reset" if i == 0 else "push", check_dtype=False
+            )
             got = _names(stack, named)
             expected = _expected_names(pushed, stack_size)
             call = f"reset({pushed[0]})" + (f" and push({', '.join(pushed[1:])})" if pushed[1:] else "")
@@ -669,8 +688,10 @@ def check_frame_stacker_returns_copy(
     """Check that FrameStacker returns copies: later pushes leave them alone, writing into them leaves the stacker alone.
 
     Args:
-        FrameStacker: The student's class; stack_size, frame_shape, seed: as for
-            :func:`check_frame_stacker_order`.
+        FrameStacker: The student's class.
+        stack_size: Frames per stack, as for :func:`check_frame_stacker_order`.
+        frame_shape: Shape of one frame.
+        seed: Seeds the test frames.
 
     Raises:
         AssertionError: If a returned stack shares its memory with the stacker's own

@@ -142,7 +142,9 @@ def check_epsilon_greedy_is_greedy(epsilon_greedy: Callable) -> None:
         best = int(np.argmax(q_values))
         if counts[best] != 50:
             picked = int(np.argmax(counts))
-            hint = " (that is the worst action: argmin instead of argmax?)" if picked == int(np.argmin(q_values)) else ""
+            hint = (
+                " (that is the worst action: argmin instead of argmax?)" if picked == int(np.argmin(q_values)) else ""
+            )
             raise AssertionError(
                 f"with epsilon = 0 the greedy action {best} of Q = {q_values.tolist()} must always be chosen, "
                 f"but your function chose {counts.tolist()} times each action{hint}"
@@ -163,14 +165,18 @@ def check_epsilon_greedy_explores(epsilon_greedy: Callable) -> None:
     draws = 4000
     uniform = _action_counts(epsilon_greedy, q_values, epsilon=1.0, draws=draws, seed=1) / draws
     if uniform[1] > 0.9:
-        raise AssertionError("with epsilon = 1 every action must be random, but yours stays greedy: is the comparison with epsilon inverted?")
+        raise AssertionError(
+            "with epsilon = 1 every action must be random, but yours stays greedy: is the comparison with epsilon inverted?"
+        )
     if uniform[1] < 0.1:
         raise AssertionError(
             "with epsilon = 1 your function never picks the greedy action: a random action is drawn from all "
             "actions, the greedy one included"
         )
     if np.any(np.abs(uniform - 0.25) > 0.04):
-        raise AssertionError(f"with epsilon = 1 each of the 4 actions should come about 25% of the time, got {np.round(uniform, 3).tolist()}")
+        raise AssertionError(
+            f"with epsilon = 1 each of the 4 actions should come about 25% of the time, got {np.round(uniform, 3).tolist()}"
+        )
     mixed = _action_counts(epsilon_greedy, q_values, epsilon=0.2, draws=draws, seed=2) / draws
     if abs(mixed[1] - 0.85) > 0.03:
         raise AssertionError(
@@ -191,19 +197,29 @@ def check_huber_loss_values(huber_loss: Callable) -> None:
     expected = np.array([0.125, 0.125, 2.5, 2.5, 0.0])
     loss = _as_array(_call(huber_loss, "huber_loss", errors), "huber_loss")
     if loss.shape != errors.shape:
-        raise AssertionError(f"huber_loss must work elementwise: errors of shape {errors.shape} give losses of shape {errors.shape}, got {loss.shape}")
+        raise AssertionError(
+            f"huber_loss must work elementwise: errors of shape {errors.shape} give losses of shape {errors.shape}, got {loss.shape}"
+        )
     if np.allclose(loss, errors**2) or np.allclose(loss, 0.5 * errors**2):
         raise AssertionError("your loss is quadratic everywhere: beyond |error| = delta the Huber loss grows linearly")
     if np.allclose(loss, np.abs(errors)):
-        raise AssertionError("your loss is |error| everywhere: within |error| <= delta the Huber loss is 0.5 * error**2")
+        raise AssertionError(
+            "your loss is |error| everywhere: within |error| <= delta the Huber loss is 0.5 * error**2"
+        )
     if np.allclose(loss, [0.25, 0.25, 5.0, 5.0, 0.0]):
-        raise AssertionError("your loss is twice too large: the quadratic part is 0.5 * error**2, the linear part delta * (|error| - delta / 2)")
+        raise AssertionError(
+            "your loss is twice too large: the quadratic part is 0.5 * error**2, the linear part delta * (|error| - delta / 2)"
+        )
     if not np.allclose(loss, expected):
-        raise AssertionError(f"for errors {errors.tolist()} and delta = 1 the losses are {expected.tolist()}, got {loss.tolist()}")
+        raise AssertionError(
+            f"for errors {errors.tolist()} and delta = 1 the losses are {expected.tolist()}, got {loss.tolist()}"
+        )
     # delta = 2: |e| = 3 -> 2 * (3 - 1) = 4; |e| = 0.5 -> 0.125.
     wide = _as_array(_call(huber_loss, "huber_loss", np.array([0.5, 3.0]), delta=2.0), "huber_loss")
     if not np.allclose(wide, [0.125, 4.0]):
-        raise AssertionError(f"with delta = 2 the losses of errors [0.5, 3.0] are [0.125, 4.0], got {wide.tolist()}: use delta, not 1")
+        raise AssertionError(
+            f"with delta = 2 the losses of errors [0.5, 3.0] are [0.125, 4.0], got {wide.tolist()}: use delta, not 1"
+        )
 
 
 def check_huber_gradient_is_clipped(huber_gradient: Callable) -> None:
@@ -219,10 +235,14 @@ def check_huber_gradient_is_clipped(huber_gradient: Callable) -> None:
     if gradient.shape == errors.shape and np.allclose(gradient, np.sign(errors)):
         raise AssertionError("your gradient is the sign of the error everywhere: within +-delta it is the error itself")
     if gradient.shape != errors.shape or not np.allclose(gradient, [-1.0, -0.5, 0.0, 0.25, 1.0]):
-        raise AssertionError(f"for errors {errors.tolist()} and delta = 1 the gradient is [-1, -0.5, 0, 0.25, 1], got {gradient.tolist()}")
+        raise AssertionError(
+            f"for errors {errors.tolist()} and delta = 1 the gradient is [-1, -0.5, 0, 0.25, 1], got {gradient.tolist()}"
+        )
     wide = _as_array(_call(huber_gradient, "huber_gradient", np.array([-3.0, 1.5]), delta=2.0), "huber_gradient")
     if not np.allclose(wide, [-2.0, 1.5]):
-        raise AssertionError(f"with delta = 2 the gradient of errors [-3, 1.5] is [-2, 1.5], got {wide.tolist()}: clip to +-delta")
+        raise AssertionError(
+            f"with delta = 2 the gradient of errors [-3, 1.5] is [-2, 1.5], got {wide.tolist()}: clip to +-delta"
+        )
 
 
 class _OneStateEnv(gym.Env):
@@ -267,7 +287,9 @@ def _learn(q_learning: Callable, env: gym.Env, episodes: int, gamma: float, seed
     q_table, returns = np.asarray(result[0], dtype=np.float64), list(result[1])
     expected_shape = (env.observation_space.n, env.action_space.n)
     if q_table.shape != expected_shape:
-        raise AssertionError(f"the Q-table must have one row per state and one column per action, {expected_shape}, got {q_table.shape}")
+        raise AssertionError(
+            f"the Q-table must have one row per state and one column per action, {expected_shape}, got {q_table.shape}"
+        )
     if len(returns) != episodes:
         raise AssertionError(f"q_learning must return one return per episode ({episodes}), got {len(returns)}")
     return q_table, returns
@@ -286,7 +308,9 @@ def check_q_learning_bootstraps(q_learning: Callable) -> None:
     """
     q_terminated, returns = _learn(q_learning, _OneStateEnv("terminated"), episodes=60, gamma=0.5)
     if not np.allclose(returns, 1.0):
-        raise AssertionError(f"each episode of this test game pays exactly 1, but your returns are {sorted(set(returns))}")
+        raise AssertionError(
+            f"each episode of this test game pays exactly 1, but your returns are {sorted(set(returns))}"
+        )
     if q_terminated.max() > 1.5:
         raise AssertionError(
             "your update bootstraps after `terminated`: when the game is over there is no next state, "

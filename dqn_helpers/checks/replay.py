@@ -162,11 +162,20 @@ class _Player:
         for t in range(1, length + 1):
             next_state = np.concatenate([state[1:], _frame(episode, t, self.frame_shape)[None]])
             last = t == length
-            step = _Step(episode, t, (3 * episode + t) % NUM_ACTIONS, float(t % 3 - 1),
-                         last and end == "terminated", last and end == "truncated", length)  # fmt: skip
+            step = _Step(
+                episode,
+                t,
+                (3 * episode + t) % NUM_ACTIONS,
+                float(t % 3 - 1),
+                last and end == "terminated",
+                last and end == "truncated",
+                length,
+            )
             passed = (state.copy(), next_state.copy())
             try:
-                self.buffer.add(passed[0], step.action, step.reward, passed[1], step.terminated, truncated=step.truncated)
+                self.buffer.add(
+                    passed[0], step.action, step.reward, passed[1], step.terminated, truncated=step.truncated
+                )
             except Exception as error:
                 hint = (
                     ": the index ran past the end of the buffer's arrays. Once the buffer is full the cursor must "
@@ -252,7 +261,9 @@ def _check_batch(batch: Any, batch_size: int, frame_shape: tuple[int, ...], *, d
     for name, dtype in (("actions", np.int64), ("rewards", np.float32), ("terminated", np.float32)):
         value = getattr(batch, name)
         if not isinstance(value, np.ndarray) or value.shape != (batch_size,) or dtypes and value.dtype != dtype:
-            got = f"{value.dtype} array of shape {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+            got = (
+                f"{value.dtype} array of shape {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+            )
             raise AssertionError(
                 f"batch.{name} must be a NumPy array of dtype {np.dtype(dtype).name} and shape ({batch_size},), "
                 f"got {got}: convert it with .astype(np.{np.dtype(dtype).name})"
@@ -265,12 +276,16 @@ def _neighbour_hint(player: _Player, step: _Step, field: str, got: float) -> str
     at = in_order.index(step)
     for other in in_order[max(at - 1, 0) : at + 2]:
         if other is not step and getattr(other, field) == got != getattr(step, field):
-            when = "before" if player.order[(other.episode, other.t)] < player.order[(step.episode, step.t)] else "after"
+            when = (
+                "before" if player.order[(other.episode, other.t)] < player.order[(step.episode, step.t)] else "after"
+            )
             return f" (that is the {field} of {player.where(other)}, added just {when} it: stored one slot off?)"
     return ""
 
 
-def _check_zeros_before_start(player: _Player, name: str, codes: list[Code | str], want: list[Code], where: str) -> None:
+def _check_zeros_before_start(
+    player: _Player, name: str, codes: list[Code | str], want: list[Code], where: str
+) -> None:
     """Fail if a stack holds a frame where the environment's stack had a zero frame, before the episode's start."""
     episode = want[-1][0]
     for code, wanted in zip(codes, want):
@@ -334,8 +349,10 @@ def _which_rows(player: _Player, batch: Any) -> list[_Step]:
                 f"is it rebuilt from the wrong index? {_LEGEND}"
             )
         step = player.steps[newest]
-        for name, codes, want in (("state", state, _expected_stack(step.episode, step.t - 1)),
-                                  ("next_state", following, _expected_stack(step.episode, step.t))):  # fmt: skip
+        for name, codes, want in (
+            ("state", state, _expected_stack(step.episode, step.t - 1)),
+            ("next_state", following, _expected_stack(step.episode, step.t)),
+        ):
             # Only where the episode's own frames belong: frames before its start are _check_rows' business.
             later = [
                 code
@@ -357,7 +374,10 @@ def _check_rows(player: _Player, batch: Any) -> list[_Step]:
     found = _which_rows(player, batch)
     for row, (step, state, following) in enumerate(zip(found, _decode(batch.states), _decode(batch.next_states))):
         where = player.where(step)
-        expected = {"state": _expected_stack(step.episode, step.t - 1), "next_state": _expected_stack(step.episode, step.t)}
+        expected = {
+            "state": _expected_stack(step.episode, step.t - 1),
+            "next_state": _expected_stack(step.episode, step.t),
+        }
         got = {"state": state, "next_state": following}
         for name, want in expected.items():
             if got[name][::-1] == want != got[name]:

@@ -83,10 +83,15 @@ def check_linear_schedule_interpolates(
     """
     first = _call_schedule(linear_schedule, start, end, duration, 0)
     if abs(first - start) > _TOLERANCE:
-        raise AssertionError(f"linear_schedule({start}, {end}, {duration}, step=0) returned {first:g}: at step 0 it must return start, {start}")
+        raise AssertionError(
+            f"linear_schedule({start}, {end}, {duration}, step=0) returned {first:g}: at step 0 it must return start, {start}"
+        )
     quarter = duration // 4
     for step in (1, quarter, duration // 2, duration - 1):
-        value, expected = _call_schedule(linear_schedule, start, end, duration, step), _expected(start, end, duration, step)
+        value, expected = (
+            _call_schedule(linear_schedule, start, end, duration, step),
+            _expected(start, end, duration, step),
+        )
         if abs(value - expected) > 1e-6:
             hint = ""
             if step < duration and abs(value - start) < _TOLERANCE:
@@ -100,10 +105,15 @@ def check_linear_schedule_interpolates(
                 f"linear_schedule({start}, {end}, {duration}, step={step}) returned {value:g}, expected {expected:g}, "
                 f"{step / duration:.0%} of the way from {start} to {end}{hint}"
             )
-    values = [_call_schedule(linear_schedule, start, end, duration, step) for step in range(0, duration + 1, max(1, duration // 50))]
+    values = [
+        _call_schedule(linear_schedule, start, end, duration, step)
+        for step in range(0, duration + 1, max(1, duration // 50))
+    ]
     steps = np.diff(values)
     if not (np.all(steps <= 1e-12) if end <= start else np.all(steps >= -1e-12)):
-        raise AssertionError(f"linear_schedule({start}, {end}, {duration}, step) must move steadily from start to end, but it goes back and forth")
+        raise AssertionError(
+            f"linear_schedule({start}, {end}, {duration}, step) must move steadily from start to end, but it goes back and forth"
+        )
     # The same formula must work for a schedule that increases.
     value = _call_schedule(linear_schedule, 0.0, 2.0, 4, 1)
     if abs(value - 0.5) > 1e-6:
@@ -169,11 +179,19 @@ class LoopSettings(NamedTuple):
         from dqn_helpers.training import DQNConfig
 
         return dataclasses.replace(
-            DQNConfig(), seed=self.seed, num_envs=1, total_steps=self.total_steps, buffer_size=1_000,
-            learning_starts=self.learning_starts, train_frequency=self.train_frequency, batch_size=32,
-            target_update_interval=self.target_update_interval, epsilon_start=1.0, epsilon_end=0.1,
+            DQNConfig(),
+            seed=self.seed,
+            num_envs=1,
+            total_steps=self.total_steps,
+            buffer_size=1_000,
+            learning_starts=self.learning_starts,
+            train_frequency=self.train_frequency,
+            batch_size=32,
+            target_update_interval=self.target_update_interval,
+            epsilon_start=1.0,
+            epsilon_end=0.1,
             epsilon_decay_steps=self.epsilon_decay_steps,
-        )  # fmt: skip
+        )
 
 
 class _LoopError(AssertionError):
@@ -221,7 +239,9 @@ class _SpyEnv(gym.Wrapper):
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
         record = self.record
         if self.current is None:
-            raise _LoopError("your loop called env.step() before env.reset(): reset the environment first, to get the first state")
+            raise _LoopError(
+                "your loop called env.step() before env.reset(): reset the environment first, to get the first state"
+            )
         if self.ended:
             raise _LoopError(
                 f"your loop called env.step() at agent step {record.steps + 1} although the episode had ended at the step "
@@ -287,7 +307,9 @@ class _SpyReplay:
     def __len__(self) -> int:
         return len(self.replay)
 
-    def add(self, state: Any, action: Any, reward: Any, next_state: Any, terminated: Any, truncated: Any = False) -> None:
+    def add(
+        self, state: Any, action: Any, reward: Any, next_state: Any, terminated: Any, truncated: Any = False
+    ) -> None:
         record, env = self.record, self.env
         if env.last_step is None or record.adds >= record.steps:
             raise _LoopError(
@@ -336,7 +358,9 @@ class _SpyReplay:
         try:
             self.last_batch = self.replay.sample(batch_size, rng)
         except ValueError as error:
-            raise _LoopError(f"replay.sample raised ValueError after {self.record.steps} agent steps: {error}") from None
+            raise _LoopError(
+                f"replay.sample raised ValueError after {self.record.steps} agent steps: {error}"
+            ) from None
         return self.last_batch
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -465,8 +489,17 @@ def _run_once(train_loop: Callable, settings: LoopSettings) -> tuple[_Record, An
     spies = _SpyLearner(learner, replay, record)
     error = None
     try:
-        train_loop(config, env, spies, replay, _SpyPolicy(policy, env, record), np.random.default_rng(settings.seed),
-                   _SpyLog(record), start_step=settings.start_step, progress=False)  # fmt: skip
+        train_loop(
+            config,
+            env,
+            spies,
+            replay,
+            _SpyPolicy(policy, env, record),
+            np.random.default_rng(settings.seed),
+            _SpyLog(record),
+            start_step=settings.start_step,
+            progress=False,
+        )
     except _LoopError as mistake:
         error = str(mistake)
     except AssertionError as mistake:
@@ -510,7 +543,9 @@ def check_training_loop_acts_and_stores(train_loop: Callable, settings: LoopSett
             "steps: choose each action with the epsilon-greedy policy"
         )
     if record.adds != record.steps:
-        raise AssertionError(f"your loop stored {record.adds} transitions in {record.steps} agent steps: store one per step")
+        raise AssertionError(
+            f"your loop stored {record.adds} transitions in {record.steps} agent steps: store one per step"
+        )
     if record.flag_mistakes:
         raise AssertionError(record.flag_mistakes[0])
 
@@ -534,7 +569,9 @@ def check_training_loop_decays_epsilon_per_step(train_loop: Callable, settings: 
     start = settings.start_step
 
     def expected(steps_so_far: int, shift: int) -> float:
-        return linear_schedule(config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps, start + steps_so_far + shift)
+        return linear_schedule(
+            config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps, start + steps_so_far + shift
+        )
 
     for shift in (0, 1):  # the step counted from 0 or from 1
         if all(abs(epsilon - expected(steps, shift)) < 1e-6 for steps, epsilon in record.epsilons):
@@ -598,7 +635,9 @@ def check_training_loop_learns_on_schedule(train_loop: Callable, settings: LoopS
     config = settings.config()
     where = _describe(settings)
     if not record.updates:
-        raise AssertionError(f"your loop never called learner.train_step {where}: after learning_starts it must update every train_frequency agent steps")
+        raise AssertionError(
+            f"your loop never called learner.train_step {where}: after learning_starts it must update every train_frequency agent steps"
+        )
     first_steps, first_size = record.updates[0]
     if first_size < config.learning_starts:
         raise AssertionError(
@@ -665,7 +704,9 @@ def check_training_loop_syncs_the_target(train_loop: Callable, settings: LoopSet
     if abs(made - expected) > 1:
         hint = ""
         if made == len(record.updates):
-            hint = " (it is synced at every update: give it its own condition, step % config.target_update_interval == 0)"
+            hint = (
+                " (it is synced at every update: give it its own condition, step % config.target_update_interval == 0)"
+            )
         raise AssertionError(
             f"your loop synced the target network {made} times in {steps} agent steps; once every "
             f"config.target_update_interval = {interval} agent steps makes {expected}{hint}"

@@ -19,7 +19,17 @@ import sys
 
 # Modules whose functions a test relies on: the checks, NumPy's comparisons, and the
 # entry points of the libraries a check computes its expected values with.
-_WATCHED = ("dqn_helpers", "numpy", "numpy.testing", "numpy.linalg", "numpy.random", "math", "tensorflow", "keras", "gymnasium")
+_WATCHED = (
+    "dqn_helpers",
+    "numpy",
+    "numpy.testing",
+    "numpy.linalg",
+    "numpy.random",
+    "math",
+    "tensorflow",
+    "keras",
+    "gymnasium",
+)
 
 
 # What the notebook's own cells bind that a test may call: modules, functions and classes
@@ -36,7 +46,9 @@ def _foreign(name, value):
     code = getattr(value, "__code__", None)
     if getattr(value, "__module__", None) == "__main__" or (code is not None and "ipykernel_" in code.co_filename):
         return True
-    return name.startswith(("check_", "assert_")) and not str(getattr(value, "__module__", "")).startswith("dqn_helpers")
+    return name.startswith(("check_", "assert_")) and not str(getattr(value, "__module__", "")).startswith(
+        "dqn_helpers"
+    )
 
 
 def _callables(prefix, namespace, into, foreign=None):

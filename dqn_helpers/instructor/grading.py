@@ -55,9 +55,19 @@ from tqdm.auto import tqdm
 from dqn_helpers.instructor.sandbox import sandbox_problem
 
 __all__ = [
-    "SOURCE", "SUBMITTED", "AUTOGRADED", "GRADING", "WRITTEN_ANSWER_NOTE", "NO_SANDBOX_NOTE", "TAMPERING_NOTE", "Outcome", "GradedCell", "grade_course",
-    "graded_cells", "register_assignments",
-]  # fmt: skip
+    "SOURCE",
+    "SUBMITTED",
+    "AUTOGRADED",
+    "GRADING",
+    "WRITTEN_ANSWER_NOTE",
+    "NO_SANDBOX_NOTE",
+    "TAMPERING_NOTE",
+    "Outcome",
+    "GradedCell",
+    "grade_course",
+    "graded_cells",
+    "register_assignments",
+]
 
 SOURCE = "solutions"  # nbgrader_config.py: CourseDirectory.source_directory
 SUBMITTED = "submitted"  # nbgrader's defaults
@@ -169,6 +179,40 @@ def grade_course(
             or a sandbox that cannot run here (the error says why).
     """
     root = Path(root).resolve()
+    _check_settings(root, jobs, cell_timeout, memory_limit_gb, submission_timeout, sandbox)
+    plan = _plan(root, force=force, sandbox=sandbox)
+    settings = _Settings(cell_timeout, memory_limit_gb, submission_timeout, sandbox)
+    _run(root, plan, settings, jobs=jobs, progress=progress)
+    output = root / GRADING / "grades.csv"
+    _write_grades(output, root / "gradebook.db", plan.cells, plan.students, plan.outcomes)
+    return output
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """How each submission is graded (see :func:`grade_course` for each)."""
+
+    cell_timeout: int | None  # seconds; None keeps nbgrader_config.py's
+    memory_limit_gb: float  # address space per grading process and its kernel; 0: no limit
+    submission_timeout: float  # seconds per submission in all
+    sandbox: bool
+
+
+@dataclass
+class _Plan:
+    """What a grading run covers: the course's graded cells, the class, and what is left to grade."""
+
+    cells: list[GradedCell]
+    notebooks: dict[str, list[str]]  # assignment -> its notebooks, sorted
+    students: list[str]
+    outcomes: dict[tuple[str, str], Outcome | None]  # (student, assignment) -> how its last grading went
+    todo: list[tuple[str, str]]  # (student, assignment) pairs to grade in this run
+
+
+def _check_settings(
+    root: Path, jobs: int, cell_timeout: int | None, memory_limit_gb: float, submission_timeout: float, sandbox: bool
+) -> None:
+    """Fail fast, before anything is graded, on a bad setting, a folder that is no course, or no sandbox."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     if cell_timeout is not None and cell_timeout < 1:
@@ -180,28 +224,46 @@ def grade_course(
     if not (root / "nbgrader_config.py").is_file() or not (root / SOURCE).is_dir():
         raise ValueError(f"{root} is not a course folder: expected nbgrader_config.py and {SOURCE}/ in it")
     if sandbox and (problem := sandbox_problem()) is not None:
-        raise ValueError(f"cannot sandbox the students' kernels: {problem}. Pass --no-sandbox to grade without it (grades.csv will say so)")
+        raise ValueError(
+            f"cannot sandbox the students' kernels: {problem}. "
+            "Pass --no-sandbox to grade without it (grades.csv will say so)"
+        )
+
+
+def _plan(root: Path, *, force: bool, sandbox: bool) -> _Plan:
+    """Register the assignments and find the submissions to grade: new, changed, or graded otherwise before."""
     cells = graded_cells(root / SOURCE)
-    notebooks = {(cell.assignment, cell.notebook) for cell in cells}
-    assignments = sorted({assignment for assignment, _ in notebooks})
+    notebooks: dict[str, list[str]] = {}
+    for assignment, notebook in sorted({(cell.assignment, cell.notebook) for cell in cells}):
+        notebooks.setdefault(assignment, []).append(notebook)
     students = sorted(path.name for path in (root / SUBMITTED).glob("*") if path.is_dir())
     if not students:
         raise ValueError(f"no submissions: expected {SUBMITTED}/<student>/<assignment>/<notebook>.ipynb in {root}")
-
-    grading = root / GRADING
-    grading.mkdir(exist_ok=True)
-    main_db = root / "gradebook.db"
+    (root / GRADING).mkdir(exist_ok=True)
     register_assignments(root)
-    submitted = [(s, a) for s in students for a in assignments if (root / SUBMITTED / s / a).is_dir()]
-    outcomes = {pair: _load_outcome(grading, *pair) for pair in submitted}
-    todo = [
-        pair for pair in submitted
-        if force or outcomes[pair] is None or outcomes[pair].fingerprint != _fingerprint(root / SUBMITTED / pair[0] / pair[1])
-        or outcomes[pair].sandboxed != sandbox  # graded without the sandbox before: grade it in one now
-    ]  # fmt: skip
+    submitted = [(s, a) for s in students for a in notebooks if (root / SUBMITTED / s / a).is_dir()]
+    outcomes = {pair: _load_outcome(root / GRADING, *pair) for pair in submitted}
 
+    def needs_grading(pair: tuple[str, str]) -> bool:
+        outcome = outcomes[pair]
+        return (
+            force
+            or outcome is None
+            or outcome.fingerprint != _fingerprint(root / SUBMITTED / pair[0] / pair[1])
+            or outcome.sandboxed != sandbox  # graded without the sandbox before: grade it in one now
+        )
+
+    return _Plan(cells, notebooks, students, outcomes, [pair for pair in submitted if needs_grading(pair)])
+
+
+def _run(root: Path, plan: _Plan, settings: _Settings, *, jobs: int, progress: bool) -> None:
+    """Grade ``plan.todo``, ``jobs`` at a time, each into a gradebook of its own merged into the course's.
+
+    An interrupt kills the running kernels; what was graded before it is kept in ``plan.outcomes``.
+    """
+    grading, main_db = root / GRADING, root / "gradebook.db"
     workers: queue.Queue[Path] = queue.Queue()
-    for index in range(min(jobs, len(todo))):
+    for index in range(min(jobs, len(plan.todo))):
         worker_db = grading / f"worker-{index}.db"
         shutil.copyfile(main_db, worker_db)
         workers.put(worker_db)
@@ -211,26 +273,26 @@ def grade_course(
         worker_db = workers.get()
         try:
             student, assignment = pair
-            expected = sorted(notebook for a, notebook in notebooks if a == assignment)
             outcome = _grade_submission(
-                root, worker_db, student, assignment, expected, cell_timeout, memory_limit_gb, submission_timeout, running,
-                sandbox,
+                root, worker_db, student, assignment, plan.notebooks[assignment], settings, running
             )
             if stopping.is_set():
                 return  # killed by the interrupt: not an outcome of the submission
+            comments = {notebook: f"{TAMPERING_NOTE}: {seen}" for notebook, seen in (outcome.tampering or {}).items()}
             with merge_lock:
-                _merge_submission(main_db, worker_db, assignment, student, zero=outcome.status != "graded",
-                                  comments={notebook: f"{TAMPERING_NOTE}: {seen}" for notebook, seen in (outcome.tampering or {}).items()})
+                _merge_submission(
+                    main_db, worker_db, assignment, student, zero=outcome.status != "graded", comments=comments
+                )
                 (grading / assignment).mkdir(exist_ok=True)
                 (grading / assignment / f"{student}.json").write_text(json.dumps(asdict(outcome), indent=1))
-                outcomes[pair] = outcome
+                plan.outcomes[pair] = outcome
         finally:
             workers.put(worker_db)
 
-    bar = tqdm(total=len(todo), disable=not progress, unit="submission", desc="Grading")
-    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo))))
+    bar = tqdm(total=len(plan.todo), disable=not progress, unit="submission", desc="Grading")
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(plan.todo))))
     try:
-        for future in as_completed([pool.submit(grade_one, pair) for pair in todo]):
+        for future in as_completed([pool.submit(grade_one, pair) for pair in plan.todo]):
             future.result()
             bar.update()
     except KeyboardInterrupt:
@@ -238,17 +300,16 @@ def grade_course(
         pool.shutdown(wait=False, cancel_futures=True)
         for process in list(running):
             _kill(process)
-        print(f"Interrupted: {bar.n} of {len(todo)} submissions graded; run again to grade the rest.", file=sys.stderr)
+        print(
+            f"Interrupted: {bar.n} of {len(plan.todo)} submissions graded; run again to grade the rest.",
+            file=sys.stderr,
+        )
         raise
     finally:
         bar.close()
         pool.shutdown(wait=True)
         for worker_db in grading.glob("worker-*.db"):
             worker_db.unlink()
-
-    output = grading / "grades.csv"
-    _write_grades(output, main_db, cells, students, outcomes)
-    return output
 
 
 def _grade_submission(
@@ -257,31 +318,38 @@ def _grade_submission(
     student: str,
     assignment: str,
     expected: list[str],
-    cell_timeout: int | None,
-    memory_limit_gb: float,
-    submission_timeout: float,
+    settings: _Settings,
     running: set[subprocess.Popen],
-    sandbox: bool,
 ) -> Outcome:
     """Run ``nbgrader autograde`` on one submission, into ``worker_db``."""
+    cell_timeout, sandbox, submission_timeout = settings.cell_timeout, settings.sandbox, settings.submission_timeout
     folder = root / SUBMITTED / student / assignment
     notes = [note for notebook in expected if (note := _prepare_notebook(folder, notebook))]
     fingerprint = _fingerprint(folder)  # after the copy a renamed notebook gets, so a rerun knows it
     report = root / GRADING / assignment / f"{student}.tampering.json"
     report.unlink(missing_ok=True)
     command = [
-        "autograde", assignment, "--force", f"--student={student}", f"--CourseDirectory.db_url=sqlite:///{worker_db}",
+        "autograde",
+        assignment,
+        "--force",
+        f"--student={student}",
+        f"--CourseDirectory.db_url=sqlite:///{worker_db}",
         *([f"--Execute.timeout={cell_timeout}"] if cell_timeout else []),
-        f"--GuardedExecute.sandbox={sandbox}", f"--GuardedExecute.report={report}",
-    ]  # fmt: skip
+        f"--GuardedExecute.sandbox={sandbox}",
+        f"--GuardedExecute.report={report}",
+    ]
     log_path = root / GRADING / assignment / f"{student}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            _nbgrader(*command, memory_bytes=int(memory_limit_gb * 2**30)),
-            cwd=root, stdout=log, stderr=subprocess.STDOUT, env=_environment(), start_new_session=True,
-        )  # fmt: skip
+            _nbgrader(*command, memory_bytes=int(settings.memory_limit_gb * 2**30)),
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_environment(),
+            start_new_session=True,
+        )
         running.add(process)
         try:
             returncode = process.wait(timeout=submission_timeout)
@@ -328,7 +396,9 @@ def _prepare_notebook(folder: Path, notebook: str) -> str:
     try:
         json.loads(path.read_text(errors="replace"))
     except json.JSONDecodeError as error:
-        return f"{path.name} is not a notebook: {'it is empty' if path.stat().st_size == 0 else f'invalid JSON ({error})'}"
+        return (
+            f"{path.name} is not a notebook: {'it is empty' if path.stat().st_size == 0 else f'invalid JSON ({error})'}"
+        )
     return ""
 
 
@@ -371,10 +441,16 @@ def _merge_submission(
         connection.execute("DELETE FROM main.submitted_notebook WHERE id IN (SELECT id FROM main_notebooks)")
         connection.execute("DELETE FROM main.submitted_assignment WHERE id IN (SELECT id FROM main_submission)")
         connection.execute("INSERT OR IGNORE INTO main.student SELECT * FROM worker.student WHERE id = ?", (student,))
-        connection.execute("INSERT INTO main.submitted_assignment SELECT * FROM worker.submitted_assignment WHERE id IN (SELECT id FROM worker_submission)")
-        connection.execute("INSERT INTO main.submitted_notebook SELECT * FROM worker.submitted_notebook WHERE id IN (SELECT id FROM worker_notebooks)")
+        connection.execute(
+            "INSERT INTO main.submitted_assignment SELECT * FROM worker.submitted_assignment WHERE id IN (SELECT id FROM worker_submission)"
+        )
+        connection.execute(
+            "INSERT INTO main.submitted_notebook SELECT * FROM worker.submitted_notebook WHERE id IN (SELECT id FROM worker_notebooks)"
+        )
         for table in ("grade", "comment"):
-            connection.execute(f"INSERT INTO main.{table} SELECT * FROM worker.{table} WHERE notebook_id IN (SELECT id FROM worker_notebooks)")
+            connection.execute(
+                f"INSERT INTO main.{table} SELECT * FROM worker.{table} WHERE notebook_id IN (SELECT id FROM worker_notebooks)"
+            )
         if zero:
             # A failed grading leaves nbgrader's empty grades (or an earlier run's): it earned nothing.
             connection.execute(
@@ -415,16 +491,28 @@ def register_assignments(root: str | Path) -> None:
     for assignment in sorted(assignments - known):
         with tempfile.TemporaryDirectory() as release:
             result = subprocess.run(
-                _nbgrader("generate_assignment", assignment, "--force", f"--CourseDirectory.release_directory={release}",
-                          f"--CourseDirectory.db_url=sqlite:///{main_db}"),
-                cwd=root, capture_output=True, text=True, env=_environment(),
-            )  # fmt: skip
+                _nbgrader(
+                    "generate_assignment",
+                    assignment,
+                    "--force",
+                    f"--CourseDirectory.release_directory={release}",
+                    f"--CourseDirectory.db_url=sqlite:///{main_db}",
+                ),
+                cwd=root,
+                capture_output=True,
+                text=True,
+                env=_environment(),
+            )
         if result.returncode != 0:
             raise ValueError(f"nbgrader generate_assignment {assignment} failed:\n{result.stdout}{result.stderr}")
 
 
 def _write_grades(
-    output: Path, main_db: Path, cells: list[GradedCell], students: list[str], outcomes: dict[tuple[str, str], Outcome | None]
+    output: Path,
+    main_db: Path,
+    cells: list[GradedCell],
+    students: list[str],
+    outcomes: dict[tuple[str, str], Outcome | None],
 ) -> None:
     """Write one row per student and test cell, scores read from the gradebook."""
     with sqlite3.connect(main_db) as connection:
@@ -450,12 +538,19 @@ def _write_grades(
                     notes.append(f"{TAMPERING_NOTE}: {seen}")
                 if outcome and by_hand:
                     notes.append(WRITTEN_ANSWER_NOTE)
-                writer.writerow({
-                    "student": student, "assignment": cell.assignment, "notebook": cell.notebook,
-                    "exercise": cell.exercise, "test": cell.test, "score": score if outcome else 0.0,
-                    "max_score": max_score, "status": outcome.status if outcome else "not submitted",
-                    "note": "; ".join(notes),
-                })  # fmt: skip
+                writer.writerow(
+                    {
+                        "student": student,
+                        "assignment": cell.assignment,
+                        "notebook": cell.notebook,
+                        "exercise": cell.exercise,
+                        "test": cell.test,
+                        "score": score if outcome else 0.0,
+                        "max_score": max_score,
+                        "status": outcome.status if outcome else "not submitted",
+                        "note": "; ".join(notes),
+                    }
+                )
 
 
 def _load_outcome(grading: Path, student: str, assignment: str) -> Outcome | None:

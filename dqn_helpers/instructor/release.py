@@ -115,8 +115,7 @@ def apply_bug(line: str) -> str:
 
 
 class ClearSolutionsWithBlanks(ClearSolutions):
-    """nbgrader's ``ClearSolutions``, plus inline ``___`` blanks from ``# BLANK:`` markers
-    and planted bugs from ``# BUG:`` markers.
+    """nbgrader's ``ClearSolutions``, plus blanks from ``# BLANK:`` and planted bugs from ``# BUG:`` markers.
 
     Marked lines may sit in any solution cell, alongside ``### BEGIN SOLUTION``
     regions or instead of them; a cell with markers keeps the rest of its code.
@@ -126,6 +125,7 @@ class ClearSolutionsWithBlanks(ClearSolutions):
     """
 
     def preprocess_cell(self, cell, resources, cell_index):
+        """Release one cell: blanks and planted bugs from markers, nbgrader's stubs elsewhere."""
         if cell.cell_type != "code" or (MARKER not in cell.source and BUG_MARKER not in cell.source):
             return super().preprocess_cell(cell, resources, cell_index)
         if not nbgrader_utils.is_solution(cell):
@@ -136,7 +136,9 @@ class ClearSolutionsWithBlanks(ClearSolutions):
         try:
             ast.parse(cell.source)
         except SyntaxError as error:
-            raise BlankTemplateError(f"cell {cell_index} is not valid Python once released ({error}):\n{cell.source}") from error
+            raise BlankTemplateError(
+                f"cell {cell_index} is not valid Python once released ({error}):\n{cell.source}"
+            ) from error
         if self.begin_solution_delimeter in cell.source:
             return super().preprocess_cell(cell, resources, cell_index)
         # nbgrader would replace a whole solution cell without a region by its stub;

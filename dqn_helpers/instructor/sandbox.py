@@ -42,9 +42,19 @@ __all__ = ["SandboxedKernelManager", "sandbox_command", "sandbox_problem"]
 # time zone, fonts for matplotlib, and the targets of /usr/bin's alternatives links.
 # Not the rest: /etc holds the machine's secrets (shadow, keys) readable by root.
 _ETC = [
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "localtime", "timezone",
-    "fonts", "alternatives", "mime.types", "ssl/certs",
-]  # fmt: skip
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "localtime",
+    "timezone",
+    "fonts",
+    "alternatives",
+    "mime.types",
+    "ssl/certs",
+]
 
 
 @functools.cache
@@ -60,8 +70,9 @@ def sandbox_problem() -> str | None:
         return "bubblewrap is not installed (Debian: apt-get install bubblewrap, or `make sandbox`)"
     result = subprocess.run(
         [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc", "true"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         return f"bubblewrap cannot create its namespaces here: {result.stderr.strip() or f'exit status {result.returncode}'}"
     return None
@@ -100,10 +111,23 @@ def sandbox_command(
     if missing:
         raise ValueError(f"the sandbox's writable folders must exist; missing: {', '.join(missing)}")
     args = [
-        "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-        "--dev", "/dev", "--proc", "/proc", "--ro-bind", "/sys", "/sys",
-        "--size", str(tmp_size_mb * 2**20), "--tmpfs", "/tmp",
-    ]  # fmt: skip
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--ro-bind",
+        "/sys",
+        "/sys",
+        "--size",
+        str(tmp_size_mb * 2**20),
+        "--tmpfs",
+        "/tmp",
+    ]
     # The home folder is empty and private too. It must be the one /etc/passwd names, not only
     # $HOME: some libraries ask the passwd database (XLA caches its kernels in ~/.cache).
     home = _home()
@@ -125,13 +149,15 @@ def sandbox_command(
     for path in writable:
         args += ["--bind", str(path), str(path)]
     inside = {
-        "HOME": str(home), "TMPDIR": "/tmp", "IPYTHONDIR": str(home / ".ipython"),
+        "HOME": str(home),
+        "TMPDIR": "/tmp",
+        "IPYTHONDIR": str(home / ".ipython"),
         "MPLCONFIGDIR": str(home / ".config" / "matplotlib"),
         # ipykernel exits when its parent pid changes, and in the new pid namespace its parent
         # is 1 from the start. 1 means "no parent to watch" to it; --die-with-parent does that job.
         "JPY_PARENT_PID": "1",
         **(environment or {}),
-    }  # fmt: skip
+    }
     for name, value in inside.items():
         args += ["--setenv", name, value]
     # Last: the sandbox's own root (the folders made to hold the mounts) turns read-only, so
@@ -200,6 +226,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.ip = str(Path(self.runtime_folder) / "kernel-ipc")
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        """The kernel's command line, wrapped in bubblewrap."""
         command = super().format_kernel_cmd(extra_arguments)
         assert self.kernel_spec is not None
         self.kernel_spec.interrupt_mode = "message"

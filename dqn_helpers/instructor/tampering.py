@@ -54,25 +54,120 @@ _PROBE_EXPRESSION = f"(lambda ns: (exec({_PROBE_SOURCE!r}, ns), ns['fingerprint'
 
 # Modules that reach into the interpreter, the kernel or other processes.
 _MODULES = {
-    "sys", "builtins", "importlib", "ctypes", "cffi", "gc", "inspect", "IPython", "ipykernel", "jupyter_client",
-    "zmq", "traitlets", "types", "unittest", "code", "codeop", "dis", "marshal", "threading", "_thread",
-    "multiprocessing", "subprocess", "signal", "atexit", "site", "socket", "pty", "tracemalloc", "faulthandler",
-    "nbformat", "nbclient", "nbgrader", "runpy", "pickle", "copyreg", "weakref", "operator",
-}  # fmt: skip
+    "sys",
+    "builtins",
+    "importlib",
+    "ctypes",
+    "cffi",
+    "gc",
+    "inspect",
+    "IPython",
+    "ipykernel",
+    "jupyter_client",
+    "zmq",
+    "traitlets",
+    "types",
+    "unittest",
+    "code",
+    "codeop",
+    "dis",
+    "marshal",
+    "threading",
+    "_thread",
+    "multiprocessing",
+    "subprocess",
+    "signal",
+    "atexit",
+    "site",
+    "socket",
+    "pty",
+    "tracemalloc",
+    "faulthandler",
+    "nbformat",
+    "nbclient",
+    "nbgrader",
+    "runpy",
+    "pickle",
+    "copyreg",
+    "weakref",
+    "operator",
+}
 _NAMES = {
-    "get_ipython", "__builtins__", "__import__", "exec", "eval", "compile", "globals", "vars", "setattr", "delattr",
-    "breakpoint", "__loader__", "__spec__", "__builtin__",
-}  # fmt: skip
+    "get_ipython",
+    "__builtins__",
+    "__import__",
+    "exec",
+    "eval",
+    "compile",
+    "globals",
+    "vars",
+    "setattr",
+    "delattr",
+    "breakpoint",
+    "__loader__",
+    "__spec__",
+    "__builtin__",
+}
 _DUNDERS_ALLOWED = {
-    "__init__", "__name__", "__qualname__", "__doc__", "__len__", "__getitem__", "__setitem__", "__contains__",
-    "__iter__", "__next__", "__call__", "__repr__", "__str__", "__eq__", "__hash__", "__enter__", "__exit__",
-    "__post_init__", "__array__", "__class__", "__add__", "__mul__", "__lt__",
-}  # fmt: skip
-_FRAME_ATTRIBUTES = {"f_globals", "f_locals", "f_back", "f_builtins", "gi_frame", "cr_frame", "ag_frame", "tb_frame", "tb_next"}
+    "__init__",
+    "__name__",
+    "__qualname__",
+    "__doc__",
+    "__len__",
+    "__getitem__",
+    "__setitem__",
+    "__contains__",
+    "__iter__",
+    "__next__",
+    "__call__",
+    "__repr__",
+    "__str__",
+    "__eq__",
+    "__hash__",
+    "__enter__",
+    "__exit__",
+    "__post_init__",
+    "__array__",
+    "__class__",
+    "__add__",
+    "__mul__",
+    "__lt__",
+}
+_FRAME_ATTRIBUTES = {
+    "f_globals",
+    "f_locals",
+    "f_back",
+    "f_builtins",
+    "gi_frame",
+    "cr_frame",
+    "ag_frame",
+    "tb_frame",
+    "tb_next",
+}
 _OS_CALLS = {
-    "system", "popen", "fork", "forkpty", "kill", "killpg", "_exit", "putenv", "unsetenv", "execv", "execve", "execl",
-    "execle", "execlp", "execlpe", "execvp", "execvpe", "spawnl", "spawnle", "spawnv", "spawnve", "posix_spawn",
-}  # fmt: skip
+    "system",
+    "popen",
+    "fork",
+    "forkpty",
+    "kill",
+    "killpg",
+    "_exit",
+    "putenv",
+    "unsetenv",
+    "execv",
+    "execve",
+    "execl",
+    "execle",
+    "execlp",
+    "execlpe",
+    "execvp",
+    "execvpe",
+    "spawnl",
+    "spawnle",
+    "spawnv",
+    "spawnve",
+    "posix_spawn",
+}
 # Magics that time or plot a cell; their code argument is screened too.
 _MAGICS_ALLOWED = {"matplotlib", "time", "timeit", "pinfo", "pinfo2", "who", "whos"}
 
@@ -162,16 +257,20 @@ class _Screen(ast.NodeVisitor):
             if not (isinstance(name, ast.Constant) and isinstance(name.value, str) and not name.value.startswith("__")):
                 self.found.append("uses getattr with a name that is not a plain constant")
         if (
-            isinstance(function, ast.Attribute) and function.attr in ("system", "getoutput")
-            and isinstance(function.value, ast.Call) and getattr(function.value.func, "id", "") == "get_ipython"
-        ):  # fmt: skip
+            isinstance(function, ast.Attribute)
+            and function.attr in ("system", "getoutput")
+            and isinstance(function.value, ast.Call)
+            and getattr(function.value.func, "id", "") == "get_ipython"
+        ):
             self.found.append("runs a shell command (!)")
             return
         magic = _magic(node)
         if magic is not None:
             kind, name, code = magic
             if name not in _MAGICS_ALLOWED:
-                self.found.append(f"runs the magic %{name}" if kind == "run_line_magic" else f"runs the cell magic %%{name}")
+                self.found.append(
+                    f"runs the magic %{name}" if kind == "run_line_magic" else f"runs the cell magic %%{name}"
+                )
             elif code:
                 from IPython.core.inputtransformer2 import TransformerManager
 
@@ -190,7 +289,11 @@ class _Screen(ast.NodeVisitor):
                 self.found.append(f"rebinds {name}, which the notebook imported (global)")
 
     def _scope(self, node: ast.AST) -> None:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and self.depth == 0 and node.name in self.imported:
+        if (
+            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and self.depth == 0
+            and node.name in self.imported
+        ):
             self.found.append(f"rebinds {node.name}, which the notebook imported")
         for decorator in getattr(node, "decorator_list", []):
             self.visit(decorator)
@@ -216,12 +319,18 @@ def _magic(node: ast.Call) -> tuple[str, str, str] | None:
     """``(kind, magic, code)`` for ``get_ipython().run_line_magic("name", "code")`` as IPython writes magics."""
     function = node.func
     if not (
-        isinstance(function, ast.Attribute) and function.attr in ("run_line_magic", "run_cell_magic")
-        and isinstance(function.value, ast.Call) and isinstance(function.value.func, ast.Name)
-        and function.value.func.id == "get_ipython" and node.args and isinstance(node.args[0], ast.Constant)
-    ):  # fmt: skip
+        isinstance(function, ast.Attribute)
+        and function.attr in ("run_line_magic", "run_cell_magic")
+        and isinstance(function.value, ast.Call)
+        and isinstance(function.value.func, ast.Name)
+        and function.value.func.id == "get_ipython"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    ):
         return None
-    code = node.args[-1].value if isinstance(node.args[-1], ast.Constant) and isinstance(node.args[-1].value, str) else ""
+    code = (
+        node.args[-1].value if isinstance(node.args[-1], ast.Constant) and isinstance(node.args[-1].value, str) else ""
+    )
     if function.attr == "run_line_magic" and node.args[0].value not in ("time", "timeit"):
         code = ""  # the argument of %matplotlib or %who is not code
     return function.attr, str(node.args[0].value), code
@@ -239,7 +348,9 @@ def imported_names(source: str) -> dict[str, str]:
     for node in tree.body:
         if isinstance(node, ast.Import):
             for alias in node.names:
-                names[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+                names[alias.asname or alias.name.split(".")[0]] = (
+                    alias.name if alias.asname else alias.name.split(".")[0]
+                )
         elif isinstance(node, ast.ImportFrom) and node.module:
             for alias in node.names:
                 if alias.name != "*":
@@ -277,8 +388,9 @@ def changes(before: dict, after: dict, owned: dict[str, int], machinery: bool = 
             replaced.add(key.split(":")[0])
     seen += [
         f"{name} is not the library's own (a function the notebook defined, or not a check)"
-        for name in after.get("foreign", []) if name not in before.get("foreign", []) and name not in replaced
-    ]  # fmt: skip
+        for name in after.get("foreign", [])
+        if name not in before.get("foreign", []) and name not in replaced
+    ]
     for key, value in owned.items():
         if f"user_ns.{key}" in after and after[f"user_ns.{key}"] != value:
             seen.append(f"{key}, which the notebook's own code defined, was replaced")
@@ -312,6 +424,7 @@ class GuardedExecute(Execute):
     report = Unicode("", help="JSON file to append the findings to (one list per submission).").tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict, km=None):
+        """Execute the notebook, screening and fingerprinting as it goes; write the findings to ``report``."""
         folder = Path(resources.get("metadata", {}).get("path") or ".").resolve()
         info = resources.get("nbgrader", {})
         self._notebook = info.get("notebook", "")
@@ -335,18 +448,25 @@ class GuardedExecute(Execute):
             self._write_report()
 
     def create_kernel_manager(self):
+        """A kernel manager that starts the kernel in the sandbox (unless ``sandbox`` is off)."""
         if not self.sandbox:
             return super().create_kernel_manager()
         if (problem := sandbox_problem()) is not None:
-            raise RuntimeError(f"cannot sandbox the kernel: {problem}; c.GuardedExecute.sandbox = False runs it unsandboxed")
+            raise RuntimeError(
+                f"cannot sandbox the kernel: {problem}; c.GuardedExecute.sandbox = False runs it unsandboxed"
+            )
         self.km = SandboxedKernelManager(
             kernel_name=self.kernel_name or self.nb.metadata.get("kernelspec", {}).get("name", "python3"),
-            config=self.config, writable=self._writable, workdir=self._writable[0], runtime_folder=self._runtime,
+            config=self.config,
+            writable=self._writable,
+            workdir=self._writable[0],
+            runtime_folder=self._runtime,
             tmp_size_mb=self.tmp_size_mb,
-        )  # fmt: skip
+        )
         return self.km
 
     def preprocess_cell(self, cell: NotebookNode, resources: dict, index: int):
+        """Screen a cell that is not the course's, run it, fingerprint the kernel, and fail a test cell after a finding."""
         if cell.cell_type != "code":
             return super().preprocess_cell(cell, resources, index)
         meta = cell.metadata.get("nbgrader", {})
@@ -375,12 +495,18 @@ class GuardedExecute(Execute):
         if after is not None:
             self._fingerprint = after
         if test and self._findings:
-            cell.outputs.insert(0, NotebookNode(
-                output_type="error", ename=TAMPERING_ERROR,
-                evalue="; ".join(f"{finding.cell}: {finding.what}" for finding in self._findings),
-                traceback=[f"{TAMPERING_ERROR}: this test cannot count: " + "; ".join(
-                    f"{finding.cell} {finding.what}" for finding in self._findings)],
-            ))  # fmt: skip
+            cell.outputs.insert(
+                0,
+                NotebookNode(
+                    output_type="error",
+                    ename=TAMPERING_ERROR,
+                    evalue="; ".join(f"{finding.cell}: {finding.what}" for finding in self._findings),
+                    traceback=[
+                        f"{TAMPERING_ERROR}: this test cannot count: "
+                        + "; ".join(f"{finding.cell} {finding.what}" for finding in self._findings)
+                    ],
+                ),
+            )
         return cell, resources
 
     def _own(self, fingerprint: dict, source: str) -> None:
@@ -394,13 +520,21 @@ class GuardedExecute(Execute):
     def _probe(self) -> dict | None:
         """The kernel's fingerprint now, or None if it did not answer."""
         try:
-            msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"fingerprint": _PROBE_EXPRESSION})
+            msg_id = self.kc.execute(
+                "", silent=True, store_history=False, user_expressions={"fingerprint": _PROBE_EXPRESSION}
+            )
             reply = self.wait_for_reply(msg_id)
         except Exception:  # a dead or hung kernel: its cells fail on their own
             return None
         result = (reply or {}).get("content", {}).get("user_expressions", {}).get("fingerprint", {})
         if result.get("status") != "ok":
-            self._findings.append(Finding(self._notebook, "probe", f"the kernel's fingerprint could not be taken ({result.get('ename', 'no answer')})"))
+            self._findings.append(
+                Finding(
+                    self._notebook,
+                    "probe",
+                    f"the kernel's fingerprint could not be taken ({result.get('ename', 'no answer')})",
+                )
+            )
             return None
         try:
             return json.loads(ast.literal_eval(result["data"]["text/plain"]))

@@ -30,8 +30,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONFIG", "DIRECTORY", "EVALUATION", "LEARNING_CURVE_CSV", "LEARNING_CURVE_PNG", "SHORT_RUN_CONFIG",
-           "SHORT_RUN_CSV", "SHORT_RUN_PNG", "WEIGHTS", "config", "evaluation", "load_network", "short_run_config"]  # fmt: skip
+__all__ = [
+    "CONFIG",
+    "DIRECTORY",
+    "EVALUATION",
+    "LEARNING_CURVE_CSV",
+    "LEARNING_CURVE_PNG",
+    "SHORT_RUN_CONFIG",
+    "SHORT_RUN_CSV",
+    "SHORT_RUN_PNG",
+    "WEIGHTS",
+    "config",
+    "evaluation",
+    "load_network",
+    "short_run_config",
+]
 
 DIRECTORY = Path(__file__).resolve().parent
 WEIGHTS = DIRECTORY / "breakout.weights.h5"

@@ -25,8 +25,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from dqn_helpers.instructor.release import MARKER
 from dqn_helpers.instructor.grading import graded_cells
+from dqn_helpers.instructor.release import MARKER
 from tests.submissions.catalogue import MISTAKES
 
 HERE = Path(__file__).resolve().parent
@@ -46,13 +46,15 @@ def _meta(cell: dict) -> dict:
 
 
 def student_answer(solution_source: str) -> str:
-    """An answer cell as a student fills it: the solution without nbgrader's or our markers.
+    r"""An answer cell as a student fills it: the solution without nbgrader's or our markers.
 
     Example:
-        >>> student_answer("x = 1  # BLANK: x = ___\\n### BEGIN SOLUTION\\ny = 2\\n### END SOLUTION")
-        'x = 1\\ny = 2'
+        >>> student_answer("x = 1  # BLANK: x = ___\n### BEGIN SOLUTION\ny = 2\n### END SOLUTION")
+        'x = 1\ny = 2'
     """
-    lines = [line.split(MARKER)[0].rstrip() for line in solution_source.splitlines() if line.strip() not in SOLUTION_LINES]
+    lines = [
+        line.split(MARKER)[0].rstrip() for line in solution_source.splitlines() if line.strip() not in SOLUTION_LINES
+    ]
     return "\n".join(lines)
 
 
@@ -96,12 +98,16 @@ def fixtures() -> dict[str, bytes | Notebook]:
     """Every fixture student's notebook (or raw bytes), by student name; see expected.json."""
     correct = filled_in()
     # A td_targets that forgets `terminated` (q_learning, which calls it, bootstraps past the end too).
-    forgot_terminated = _edit(correct, "td_targets", lambda s: _replace(s, "gamma * not_over * best_next", "gamma * best_next"))
+    forgot_terminated = _edit(
+        correct, "td_targets", lambda s: _replace(s, "gamma * not_over * best_next", "gamma * best_next")
+    )
     edited_tests = _edit(forgot_terminated, "td_targets_terminal", lambda s: s.splitlines()[0] + "\npass\n")
     cell(edited_tests, "td_targets_terminal")["metadata"]["nbgrader"]["points"] = 50
     deleted_tests = copy.deepcopy(forgot_terminated)
     deleted_tests["cells"] = [
-        c for c in deleted_tests["cells"] if _meta(c).get("grade_id") not in ("td_targets_terminal", "q_learning_optimal_path")
+        c
+        for c in deleted_tests["cells"]
+        if _meta(c).get("grade_id") not in ("td_targets_terminal", "q_learning_optimal_path")
     ]
     text = json.dumps(correct, indent=1)
     return {
@@ -110,10 +116,16 @@ def fixtures() -> dict[str, bytes | Notebook]:
         "syntax_error": _edit(correct, "epsilon_greedy", lambda s: _replace(s, "< epsilon:", "< epsilon")),
         "setup_exception": _edit(correct, "setup", lambda s: "import a_package_we_do_not_have\n" + s),
         "endless_loop": _edit(
-            correct, "huber_loss", lambda s: "step = 0\nwhile step < 10:  # forgot step += 1\n    delta = 1.0 / (step + 1)\n\n" + s
+            correct,
+            "huber_loss",
+            lambda s: "step = 0\nwhile step < 10:  # forgot step += 1\n    delta = 1.0 / (step + 1)\n\n" + s,
         ),
         "memory_hog": _edit(
-            correct, "q_learning", lambda s: "# keep a copy of every table, 1 GiB each\nhistory = [np.ones(2**27) for _ in range(400)]\n\n" + s
+            correct,
+            "q_learning",
+            lambda s: (
+                "# keep a copy of every table, 1 GiB each\nhistory = [np.ones(2**27) for _ in range(400)]\n\n" + s
+            ),
         ),
         "forgot_terminated": forgot_terminated,
         "tests_edited": edited_tests,
@@ -127,9 +139,11 @@ def fixtures() -> dict[str, bytes | Notebook]:
 # The first line of the issue that asked for tamper-evident grading: every test cell becomes `pass`.
 HIDE_TESTS = (
     "get_ipython().input_transformers_cleanup.append("
-    "lambda lines: [\"pass\\n\"] if lines and lines[0].startswith('\"\"\"Check') else lines)\n"
+    'lambda lines: ["pass\\n"] if lines and lines[0].startswith(\'"""Check\') else lines)\n'
 )
-SWALLOW_ERRORS = "get_ipython().set_custom_exc((BaseException,), lambda shell, etype, evalue, tb, tb_offset=None: None)\n"
+SWALLOW_ERRORS = (
+    "get_ipython().set_custom_exc((BaseException,), lambda shell, etype, evalue, tb, tb_offset=None: None)\n"
+)
 ZERO_HUBER = "    return np.zeros_like(np.asarray(errors, dtype=float))  # the work left undone\n"
 REPLACE_CHECKS = (
     "import dqn_helpers.checks\n"
@@ -178,7 +192,7 @@ HONEST_EXTRAS = (
     "from collections import defaultdict\n"
     "import matplotlib.pyplot as plt\n\n\n"
     "class Tracker:\n"
-    "    \"\"\"Counts what it is shown.\"\"\"\n\n"
+    '    """Counts what it is shown."""\n\n'
     "    def __init__(self):\n"
     "        self.counts = defaultdict(int)\n\n"
     "    def __call__(self, value):\n"
@@ -205,11 +219,16 @@ def tampering() -> dict[str, Notebook]:
         def edit(source: str) -> str:
             head, _, _ = source.partition("    absolute = np.abs(errors)")
             return patch + head + ZERO_HUBER
+
         return _edit(correct, "huber_loss", edit)
 
     honest = _edit(correct, "td_targets", lambda s: s + HONEST_EXTRAS)
     honest = _edit(honest, "huber_loss", lambda s: "%%time\n" + s)
-    honest = _edit(honest, "q_learning", lambda s: "%matplotlib inline\n" + s + "\n\nprint('q_learning is defined:', callable(q_learning))\n")
+    honest = _edit(
+        honest,
+        "q_learning",
+        lambda s: "%matplotlib inline\n" + s + "\n\nprint('q_learning is defined:', callable(q_learning))\n",
+    )
     return {
         "hides_tests": _edit(untouched, "td_targets", lambda s: HIDE_TESTS + s),
         "swallows_errors": _edit(untouched, "td_targets", lambda s: SWALLOW_ERRORS + s),
@@ -248,10 +267,13 @@ def write(folder: Path, *, broken: bool = False) -> list[Path]:
     """
     hand_ins = [
         ("robustness", student, ASSIGNMENT, notebook_name(student), content)
-        for student, content in fixtures().items() if broken or not isinstance(content, bytes)
-    ]  # fmt: skip
+        for student, content in fixtures().items()
+        if broken or not isinstance(content, bytes)
+    ]
     assignments = {mistake.name: mistake.assignment for mistake in MISTAKES}
-    hand_ins += [("mistakes", name, assignments[name], f"{assignments[name]}.ipynb", nb) for name, nb in mistakes().items()]
+    hand_ins += [
+        ("mistakes", name, assignments[name], f"{assignments[name]}.ipynb", nb) for name, nb in mistakes().items()
+    ]
     hand_ins += [("tampering", name, ASSIGNMENT, f"{ASSIGNMENT}.ipynb", nb) for name, nb in tampering().items()]
     written = []
     for group, student, assignment, name, content in hand_ins:
@@ -287,7 +309,7 @@ def catalogue_table() -> str:
         message = mistake.message.replace("|", "\\|")
         lines.append(
             f"| {mistake.bug} | {mistake.assignment} | `{mistake.exercise}` | {', '.join(f'`{t}`' for t in mistake.lost)} "
-            f"| {lost:g} of {total:g} | \"...{message}...\" |"
+            f'| {lost:g} of {total:g} | "...{message}..." |'
         )
     return "\n".join(lines) + "\n"
 
