@@ -12,7 +12,7 @@ ASSIGNMENTS := $(notdir $(patsubst %/,%,$(dir $(wildcard solutions/*/*.ipynb))))
 # nbgrader runs `alembic` as a program: the environment's bin/ must be on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test browser sandbox lab release grade demo bench reference ship clean
+.PHONY: test test-fast lint browser sandbox lab release grade demo bench reference ship clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,19 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-## test: every check, notebooks in fast mode (unit tests, doctests, nbval, nbgrader end to end, JupyterLab in Chromium)
-test: $(INSTALLED) browser sandbox
+## test: every check, notebooks in fast mode (lint, unit tests, doctests, nbval, nbgrader end to end, JupyterLab in Chromium)
+test: $(INSTALLED) lint browser sandbox
 	DQN_FAST=1 $(BIN)/python -m pytest
+
+## test-fast: the edit-run loop: unit tests, doctests and the notebooks' checks; no nbgrader, browser, training or install
+FAST_TIER := not notebooks and not browser and not install and not training
+test-fast: $(INSTALLED) lint
+	DQN_FAST=1 $(BIN)/python -m pytest tests dqn_helpers -m "$(FAST_TIER)"
+
+## lint: ruff's linter and formatter, as .pre-commit-config.yaml runs them (`ruff format .` fixes the layout)
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 ## browser: Debian's chromium for tests/test_browser.py, installed with apt-get when missing
 # Playwright drives /usr/bin/chromium; it cannot download browsers of its own here. Where apt-get
@@ -73,12 +83,10 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/replay_memory.py --capacity 1000000
 
 ## reference: train the reference agent (2.8 hours on 2 cores; resumes from REFERENCE_DIR's checkpoint)
+# The settings are the shipped run's own record: its config.json reproduces it.
 REFERENCE_DIR ?= runs/reference
 reference: $(INSTALLED)
-	$(BIN)/python -m dqn_helpers train --run-dir $(REFERENCE_DIR) --seed 1 --total-steps 700000 \
-		--buffer-size 1000000 --learning-starts 20000 --n-step 3 --double-dqn \
-		--learning-rate 0.0001 --adam-epsilon 0.00015 --target-update-interval 2000 \
-		--epsilon-end 0.01 --epsilon-decay-steps 250000 --log-interval 10000 --checkpoint-interval 100000
+	$(BIN)/python -m dqn_helpers train --config dqn_helpers/reference/config.json --run-dir $(REFERENCE_DIR)
 
 ## ship: copy the reference run into dqn_helpers/reference, evaluate it (30 games) and record the README's clip
 ship: $(INSTALLED)

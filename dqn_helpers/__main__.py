@@ -51,7 +51,12 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(DQNConfig) if getattr(args, f.name) is not None
     }
-    config = DQNConfig.preset(args.preset, **overrides) if args.preset else DQNConfig(**overrides)
+    if args.config:
+        config = DQNConfig.from_file(args.config, **overrides)
+    elif args.preset:
+        config = DQNConfig.preset(args.preset, **overrides)
+    else:
+        config = DQNConfig(**overrides)
     summary = train(config, args.run_dir, progress=not args.no_progress)
     print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in summary._asdict().items()}))
 
@@ -172,10 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-dir", type=Path, default=Path("runs/breakout"), help="folder for logs, checkpoints, weights"
     )
     train_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train_parser.add_argument(
+    start = train_parser.add_mutually_exclusive_group()
+    start.add_argument(
         "--preset",
         choices=sorted(PRESETS),
         help="start from a named preset (short: learns within minutes on a CPU); flags override it",
+    )
+    start.add_argument(
+        "--config",
+        type=Path,
+        help="start from the settings a run recorded in its config.json (e.g. dqn_helpers/reference/config.json); "
+        "flags override them",
     )
     _add_config_flags(train_parser)
     train_parser.set_defaults(run=_train)

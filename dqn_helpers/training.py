@@ -166,6 +166,44 @@ class DQNConfig:
             raise ValueError(f"no preset named {name!r}: the presets are {sorted(PRESETS)}")
         return cls(**{**{field: value for field, (value, _) in PRESETS[name].items()}, **overrides})
 
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> DQNConfig:
+        """The settings a run recorded in its ``config.json``, with any field overridden.
+
+        A run's record reproduces it: ``train --config runs/x/config.json`` (or
+        ``DQNConfig.from_file``) starts the same run again. Settings added after the
+        record was written take their defaults, as they had then.
+
+        Args:
+            path: A ``config.json`` that :func:`train` wrote (e.g. the reference
+                agent's, ``dqn_helpers/reference/config.json``).
+            **overrides: Fields to set on top of the recorded ones.
+
+        Raises:
+            FileNotFoundError: If there is no such file.
+            ValueError: If it is not a run's record: not JSON, a setting this version
+                does not know, or choices fixed in code (``"fixed"``) other than this
+                version's.
+        """
+        path = Path(path)
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not a run's config.json: {error}") from error
+        if not isinstance(record, dict):
+            raise ValueError(f"{path} is not a run's config.json: expected a JSON object, got {type(record).__name__}")
+        fixed, _ = record.pop("fixed", FIXED_CHOICES), record.pop("compute", None)
+        if fixed != FIXED_CHOICES:
+            changed = sorted(name for name in {*fixed, *FIXED_CHOICES} if fixed.get(name) != FIXED_CHOICES.get(name))
+            raise ValueError(
+                f"{path} records a run whose fixed choices differ from this version's ({', '.join(changed)}): "
+                "train with the version that wrote it"
+            )
+        unknown = sorted(set(record) - {field.name for field in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"{path} has settings DQNConfig does not know: {', '.join(unknown)}")
+        return cls(**{**record, **overrides})
+
 
 # Named presets: settings chosen by measurement for one purpose, each with the reason for it.
 # Fields a preset leaves out keep DQNConfig's defaults (batch 32, one update every 4 agent steps...).

@@ -83,8 +83,8 @@ def test_each_mistake_loses_its_points_and_is_named(graded, mistake):
     assert "Traceback" not in errors[named[0]]
 
 
-def test_every_mistake_of_bugs_md_is_in_the_catalogue():
-    """Check that each mistake BUGS.md lists (its key words, one by one) has a hand-in in the catalogue."""
+def test_every_classic_mistake_is_in_the_catalogue():
+    """Check that each classic DQN mistake (its key words, one by one) has a hand-in, and so a row in docs/bug_catalogue.md."""
     bugs = " ".join(mistake.bug for mistake in MISTAKES)
     for key_words in [
         "`terminated` is ignored",

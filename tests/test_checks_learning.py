@@ -2,8 +2,8 @@
 
 Each buggy variant below is a small function a student could write; the tables
 pair it with the check that must catch it and key words of the message it must
-print. The mistakes of ../shared/BUGS.md that can occur in this notebook are
-marked with "BUGS.md".
+print. The classic mistakes that can occur in this notebook (each a row of
+docs/bug_catalogue.md) are marked "a classic mistake".
 """
 
 import pytest
@@ -73,7 +73,7 @@ CORRECT_BUILDS = [reference_build, make_build(), make_build(separate_relu=True)]
 NETWORK_CHECKS = [checks.check_q_network_architecture, checks.check_q_network_matches_the_paper]
 
 BUGGY_BUILDS = [
-    # BUGS.md: frames kept as float32, or scaled to [0, 1] twice, or never
+    # a classic mistake (docs/bug_catalogue.md): frames kept as float32, or scaled to [0, 1] twice, or never
     (make_build(dtype="float32"), checks.check_q_network_architecture, "input is float32: frames must stay uint8"),
     (make_build(scales=0), checks.check_q_network_matches_the_paper, "never scales the frames to \\[0, 1\\]"),
     (make_build(scales=2), checks.check_q_network_matches_the_paper, "scales the frames twice"),
@@ -186,11 +186,11 @@ def q_of_actions_one_hot(q_values, actions):
 
 
 BUGGY_Q_OF_ACTIONS = [
-    # BUGS.md: the loss uses max_a Q(s, a) instead of Q(s, a_taken)
+    # a classic mistake (docs/bug_catalogue.md): the loss uses max_a Q(s, a) instead of Q(s, a_taken)
     (lambda q, a: tf.reduce_max(q, axis=1), "returns max_a Q\\(s, a\\), the best action's value"),
     (lambda q, a: tf.gather(q, a, axis=1), "without batch_dims=1"),
     (lambda q, a: tf.gather(q, a), "picks rows \\(states\\)"),
-    # BUGS.md: (B, 1) - (B,) broadcasting
+    # a classic mistake (docs/bug_catalogue.md): (B, 1) - (B,) broadcasting
     (lambda q, a: tf.gather(q, a[:, None], axis=1, batch_dims=1), "shape \\(3, 1\\).*broadcasts to \\(B, B\\)"),
 ]
 
@@ -234,16 +234,16 @@ def make_td_targets(
 TD_TARGETS = make_td_targets()
 
 BUGGY_TD_TARGETS = [
-    # BUGS.md: the target bootstraps past the end of the game
+    # a classic mistake (docs/bug_catalogue.md): the target bootstraps past the end of the game
     (make_td_targets(mask="ignored"), checks.check_td_targets, "ignores `terminated`"),
     (make_td_targets(mask="inverted"), checks.check_td_targets, "terminal mask is inverted"),
     (make_td_targets(mask="ignored"), checks.check_td_targets_double_dqn, "Double DQN target ignores `terminated`"),
-    # BUGS.md: a max (or argmax) over the batch axis
+    # a classic mistake (docs/bug_catalogue.md): a max (or argmax) over the batch axis
     (make_td_targets(max_axis=0), checks.check_td_targets, "max runs over the batch \\(axis 0\\)"),
     (make_td_targets(argmax_axis=0), checks.check_td_targets_double_dqn, "argmax runs over the batch \\(axis 0\\)"),
-    # BUGS.md: (B, 1) - (B,) broadcasting
+    # a classic mistake (docs/bug_catalogue.md): (B, 1) - (B,) broadcasting
     (make_td_targets(keepdims=True), checks.check_td_targets, "shape \\(3, 3\\).*\\(3, 1\\) was broadcast"),
-    # BUGS.md: Double DQN picks the next action with the target network
+    # a classic mistake (docs/bug_catalogue.md): Double DQN picks the next action with the target network
     (
         make_td_targets(chooser="target"),
         checks.check_td_targets_double_dqn,
@@ -289,7 +289,7 @@ def copy_network(network):
 
 
 BUGGY_COPIES = [
-    # BUGS.md: the target network is the same object as the online network (assigned, not copied)
+    # a classic mistake (docs/bug_catalogue.md): the target network is the same object as the online network (assigned, not copied)
     (lambda network: network, "is the online network itself \\(assigned, not copied\\)"),
     (lambda network: keras.Model(network.inputs, network.outputs), "shares its variables with the online network"),
     (lambda network: keras.models.clone_model(network), "fresh random weights.*set_weights"),
@@ -387,18 +387,18 @@ def double(check):
 
 BUGGY_TRAIN_STEPS = [
     (make_make_train_step(compiled=False), LOSS, "compiled with tf.function"),
-    # BUGS.md: the target is computed with the online network instead of the target network
+    # a classic mistake (docs/bug_catalogue.md): the target is computed with the online network instead of the target network
     (make_make_train_step(bootstrap_from="online"), LOSS, "targets come from the online network"),
-    # BUGS.md: terminated ignored
+    # a classic mistake (docs/bug_catalogue.md): terminated ignored
     (make_make_train_step(terminal=False), LOSS, "ignores `terminated`"),
-    # BUGS.md: max_a Q(s, a) instead of Q(s, a_taken)
+    # a classic mistake (docs/bug_catalogue.md): max_a Q(s, a) instead of Q(s, a_taken)
     (make_make_train_step(pick="max"), LOSS, "max_a Q\\(s, a\\) instead of Q\\(s, a\\) of the action taken"),
-    # BUGS.md: (B, 1) - (B,) broadcasting into a (B, B) loss
+    # a classic mistake (docs/bug_catalogue.md): (B, 1) - (B,) broadcasting into a (B, B) loss
     (make_make_train_step(broadcast=True), LOSS, "\\(B, 1\\) array minus a \\(B,\\) array broadcast"),
-    # BUGS.md: Double DQN picks the next action with the target network
+    # a classic mistake (docs/bug_catalogue.md): Double DQN picks the next action with the target network
     (make_make_train_step(honour_double=False), double(LOSS), "with double_dqn=True your targets are plain DQN's"),
     (make_make_train_step(bootstrap_from="online"), double(LOSS), "targets come from the online network"),
-    # BUGS.md: gradients reach the target network, or it is synced every step
+    # a classic mistake (docs/bug_catalogue.md): gradients reach the target network, or it is synced every step
     (make_make_train_step(trained="both"), LOSS, "gradients reached the target network"),
     (
         make_make_train_step(trained="both"),

@@ -263,7 +263,7 @@ ONE_FRAME_PER_TRANSITION = {checks.check_buffer_stores_each_frame_once}
 
 # (buggy buffer, the check that must catch it, key words of its message)
 BUGGY = [
-    # BUGS.md: the replay buffer hands out slots that were never written
+    # a classic mistake (docs/bug_catalogue.md): the replay buffer hands out slots that were never written
     (SamplesUnwrittenSlots, checks.check_buffer_never_returns_unwritten_slots, "never written"),
     (SamplesOnePastTheEnd, checks.check_buffer_never_returns_unwritten_slots, "never written"),
     (LenCountsEpisodeStarts, checks.check_buffer_never_returns_unwritten_slots, "len\\(buffer\\) must be 5, got 6"),
@@ -272,7 +272,7 @@ BUGGY = [
         checks.check_buffer_never_returns_unwritten_slots,
         "first frame of episode 0 as if it were a transition",
     ),
-    # BUGS.md: it stacks frames across an episode boundary
+    # a classic mistake (docs/bug_catalogue.md): it stacks frames across an episode boundary
     (
         StacksAcrossEpisodes,
         checks.check_buffer_stacks_stop_at_episode_start,
@@ -288,7 +288,7 @@ BUGGY = [
         checks.check_buffer_keeps_truncated_apart,
         "across an episode boundary.*a truncation ends the episode too",
     ),
-    # BUGS.md: frames kept as float32 (4x memory)
+    # a classic mistake (docs/bug_catalogue.md): frames kept as float32 (4x memory)
     (
         Float32Stacks,
         checks.check_buffer_stores_uint8,

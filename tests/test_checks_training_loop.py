@@ -96,7 +96,7 @@ def _variant(bug):
 
 # (the loop's mistake, settings, the check that must catch it, key words of its message)
 BUGGY_LOOPS = [
-    # BUGS.md: epsilon decays per episode instead of per step, or never reaches its floor
+    # a classic mistake (docs/bug_catalogue.md): epsilon decays per episode instead of per step, or never reaches its floor
     (
         "epsilon_per_episode",
         SMALL,
@@ -115,7 +115,7 @@ BUGGY_LOOPS = [
         checks.check_training_loop_decays_epsilon_per_step,
         "restarted from 0 at start_step",
     ),
-    # BUGS.md: training starts before the buffer holds enough transitions
+    # a classic mistake (docs/bug_catalogue.md): training starts before the buffer holds enough transitions
     (
         "trains_from_the_start",
         SMALL,
@@ -129,7 +129,7 @@ BUGGY_LOOPS = [
         checks.check_training_loop_learns_on_schedule,
         "sample one batch of config.batch_size = 32",
     ),
-    # BUGS.md: the target network synced every step, or never; the same object as the online network
+    # a classic mistake (docs/bug_catalogue.md): the target network synced every step, or never; the same object as the online network
     (
         "syncs_every_step",
         SMALL,
@@ -144,7 +144,7 @@ BUGGY_LOOPS = [
         checks.check_training_loop_syncs_the_target,
         "the same object as learner.online_network",
     ),
-    # BUGS.md: time-limit truncation treated like a terminal state (or ignored when storing)
+    # a classic mistake (docs/bug_catalogue.md): time-limit truncation treated like a terminal state (or ignored when storing)
     (
         "truncated_as_terminated",
         SMALL,
@@ -162,7 +162,7 @@ BUGGY_LOOPS = [
 
 # Mistakes that stop the loop: every loop check names them.
 STOPPING_LOOPS = [
-    # BUGS.md: the next state is not carried forward (`state = next_state` missing)
+    # a classic mistake (docs/bug_catalogue.md): the next state is not carried forward (`state = next_state` missing)
     (
         "state_not_carried_forward",
         "from the state before the last step: the next state is not carried forward.*`state = next_state`",

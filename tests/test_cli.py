@@ -342,3 +342,25 @@ def test_export_of_something_that_is_not_a_run_exits_with_status_2(tmp_path, cap
         (run_dir / missing).unlink()
     assert main(["export", "--run-dir", str(run_dir), "--output-dir", str(tmp_path / "out")]) == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_a_runs_record_reproduces_it_with_train_config(tmp_path):
+    """Check that train --config <a run's config.json> starts the same run, and that flags override the record."""
+    tiny = ["--total-steps", "48", "--learning-starts", "40", "--batch-size", "8", "--buffer-size", "300"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["train", "--run-dir", str(first), "--seed", "7", "--n-step", "2", *tiny, "--no-progress"]) == 0
+    assert main(["train", "--config", str(first / "config.json"), "--run-dir", str(second), "--no-progress"]) == 0
+    assert json.loads((second / "config.json").read_text()) == json.loads((first / "config.json").read_text())
+    third = tmp_path / "third"
+    assert (
+        main(["train", "--config", str(first / "config.json"), "--run-dir", str(third), "--seed", "8", *tiny[:2]]) == 0
+    )
+    assert json.loads((third / "config.json").read_text())["seed"] == 8
+
+
+def test_train_config_and_preset_exclude_each_other(tmp_path, capsys):
+    """Check that a run starts from a record or from a preset, not both."""
+    reference = "dqn_helpers/reference/config.json"
+    with pytest.raises(SystemExit):
+        main(["train", "--config", reference, "--preset", "short", "--run-dir", str(tmp_path)])
+    assert "not allowed with argument" in capsys.readouterr().err

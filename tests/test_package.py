@@ -159,3 +159,16 @@ def test_the_runtime_alone_opens_the_first_notebooks(tmp_path):
         "error: dqn_helpers.instructor (releasing and grading the course) needs nbgrader, which is not "
         "installed: pip install 'dqn-helpers[instructor]' (make release and make grade install it)"
     ]
+
+
+def test_pre_commit_runs_the_ruff_that_pyproject_pins():
+    """Check that the pre-commit hooks and `make lint` run the same ruff, so a commit that passes one passes both."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pinned = {
+        Requirement(line).name: str(Requirement(line).specifier) for line in project["optional-dependencies"]["dev"]
+    }
+    config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
+    hooks = [hook for repo in config["repos"] for hook in repo["hooks"] if hook["id"].startswith("ruff")]
+    assert {hook["id"] for hook in hooks} == {"ruff-check", "ruff-format"}
+    for hook in hooks:
+        assert [f"ruff{pinned['ruff']}"] == hook["additional_dependencies"], hook["id"]

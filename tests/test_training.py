@@ -831,3 +831,44 @@ def test_a_game_that_ends_inside_reset_is_still_logged(tmp_path, monkeypatch):
     assert [(int(row["step"]), float(row["return"]), int(row["length"])) for row in rows] == [
         (game.step, float(game.statistics["r"]), int(game.statistics["l"])) for game in games
     ]
+
+
+# --- a run's record as its config ------------------------------------------------------------------
+
+
+def test_the_reference_record_gives_the_reference_settings():
+    """Check that the shipped agent's config.json reads back as the settings `make reference` trains with."""
+    from dqn_helpers import reference
+
+    record = json.loads((reference.WEIGHTS.parent / "config.json").read_text())
+    config = DQNConfig.from_file(reference.WEIGHTS.parent / "config.json")
+    settings = dataclasses.asdict(config)
+    assert {name: settings[name] for name in record if name not in ("fixed", "compute")} == {
+        name: value for name, value in record.items() if name not in ("fixed", "compute")
+    }
+    assert (config.n_step, config.double_dqn, config.total_steps) == (3, True, 700_000)
+    assert DQNConfig.from_file(reference.WEIGHTS.parent / "config.json", seed=2).seed == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "is not a run's config.json"),
+        ("[1, 2]", "expected a JSON object, got list"),
+        ('{"n_step": 3, "replay_ratio": 2}', "settings DQNConfig does not know: replay_ratio"),
+        ('{"fixed": {"loss": "mean squared error"}}', "fixed choices differ from this version's"),
+        ('{"n_step": 0}', "n_step"),
+    ],
+)
+def test_a_record_that_is_no_runs_config_is_refused(tmp_path, content, message):
+    """Check that from_file names what is wrong with a file that cannot be a run's record."""
+    path = tmp_path / "config.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        DQNConfig.from_file(path)
+
+
+def test_a_missing_record_is_a_file_not_found_error(tmp_path):
+    """Check that a path to no file says so."""
+    with pytest.raises(FileNotFoundError):
+        DQNConfig.from_file(tmp_path / "nowhere.json")

@@ -1,4 +1,4 @@
-"""The classic-bug catalogue: each DQN mistake of BUGS.md (and a few beyond it) as a student makes it.
+"""The classic-bug catalogue: each classic DQN mistake (and a few beyond them) as a student makes it.
 
 Every :class:`Mistake` is one edit of one answer cell of a filled-in student
 notebook. ``tests/submissions/build.py`` writes each as a hand-in,
@@ -19,7 +19,7 @@ class Mistake:
     """One classic mistake, as an edit of a correct answer cell."""
 
     name: str  # folder and student name
-    bug: str  # the mistake in plain words (BUGS.md's, where it lists it)
+    bug: str  # the mistake in plain words, as docs/bug_catalogue.md shows it
     assignment: str
     exercise: str  # grade_id of the answer cell it sits in
     old: str | tuple[str, ...]  # text of the correct answer (or several) ...
@@ -272,7 +272,7 @@ MISTAKES = [
         ("train_loop_acts_and_stores", "train_loop_epsilon", "train_loop_learns", "train_loop_target_sync"),
         "`state = next_state`",
     ),
-    # --- beyond BUGS.md ----------------------------------------------------------------------------
+    # --- beyond the classic list -------------------------------------------------------------------
     Mistake(
         "terminal_mask_inverted",
         "The terminal mask is inverted: it bootstraps only where the game ended.",
