@@ -6,7 +6,6 @@ Each mistake is a filled-in student notebook with that one mistake
 """
 
 import csv
-import json
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import cells
 from tests.conftest import REPO, SANDBOX
 from tests.submissions import build
 from tests.submissions.catalogue import MISTAKES
@@ -55,11 +55,10 @@ def _errors(course: Path, mistake) -> dict[str, str]:
     """The error each test cell of the mistake's graded notebook shows, by grade_id ("" for none)."""
     path = course / "autograded" / mistake.name / mistake.assignment / f"{mistake.assignment}.ipynb"
     shown = {}
-    for cell in json.loads(path.read_text())["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("grade") and cell["cell_type"] == "code":
+    for grade_id, cell in cells.code_cells(path).items():
+        if cells.nbgrader(cell).get("grade"):
             errors = [f"{o['ename']}: {o['evalue']}" for o in cell["outputs"] if o["output_type"] == "error"]
-            shown[meta["grade_id"]] = "\n".join(errors)
+            shown[grade_id] = "\n".join(errors)
     return shown
 
 

@@ -10,7 +10,6 @@ fixing the script.
 """
 
 import collections
-import json
 import re
 
 import numpy as np
@@ -20,22 +19,14 @@ import dqn_helpers.checks
 from dqn_helpers import keras, tf
 from dqn_helpers.checks import debugging as checks
 from dqn_helpers.instructor.release import BUG_MARKER, apply_bug
+from tests import cells
 from tests.conftest import REPO
 
 NOTEBOOK = REPO / "solutions" / "07_debugging" / "07_debugging.ipynb"
-CELLS = json.loads(NOTEBOOK.read_text())["cells"]
-SOURCES = {
-    cell["metadata"]["nbgrader"]["grade_id"]: "".join(cell["source"])
-    for cell in CELLS
-    if "nbgrader" in cell["metadata"]
-}
+SOURCES = cells.sources(NOTEBOOK)
 SCRIPT_CELLS = ["build_model", "sample_batch", "compute_targets", "train_step"]
 # The notebook's graded test cells, hidden tests included: what nbgrader runs.
-TEST_CELLS = [
-    cell["metadata"]["nbgrader"]["grade_id"]
-    for cell in CELLS
-    if cell["cell_type"] == "code" and cell["metadata"].get("nbgrader", {}).get("grade")
-]
+TEST_CELLS = [grade_id for grade_id, cell in cells.code_cells(NOTEBOOK).items() if cells.nbgrader(cell).get("grade")]
 
 # Each planted mistake: a piece of its line, the test cell that must catch it, key words of the message.
 PLANTED = {

@@ -7,7 +7,6 @@ below changes one piece of them and is named after its mistake.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -17,6 +16,7 @@ import pytest
 from dqn_helpers import tf
 from dqn_helpers.checks import evaluation as checks
 from dqn_helpers.policies import QPolicy
+from tests import cells
 from tests.conftest import REPO
 
 SOLUTION = REPO / "solutions" / "06_evaluation" / "06_evaluation.ipynb"
@@ -25,12 +25,7 @@ SOLUTION = REPO / "solutions" / "06_evaluation" / "06_evaluation.ipynb"
 def _solutions() -> dict:
     """Run the notebook's three exercise cells (solutions filled in), as the notebook would."""
     namespace = {"__name__": "__main__", "np": np, "tf": tf, "imageio": imageio, "Path": Path}
-    notebook = json.loads(SOLUTION.read_text())
-    cells = {cell["metadata"].get("nbgrader", {}).get("grade_id"): cell for cell in notebook["cells"]}
-    for grade_id in ("EpsilonGreedyPolicy", "evaluate_agent", "write_video"):
-        source = cells[grade_id]["source"]
-        exec("".join(source) if isinstance(source, list) else source, namespace)
-    return namespace
+    return cells.run_cells(SOLUTION, ["EpsilonGreedyPolicy", "evaluate_agent", "write_video"], namespace)
 
 
 _NOTEBOOK = _solutions()

@@ -7,7 +7,6 @@ piece of them and is named after its mistake.
 
 from __future__ import annotations
 
-import json
 from typing import NamedTuple
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 
 from dqn_helpers.checks import replay as checks
 from dqn_helpers.replay import ReplayBuffer
+from tests import cells
 from tests.conftest import REPO
 
 SOLUTION = REPO / "solutions" / "03_replay" / "03_replay.ipynb"
@@ -23,12 +23,7 @@ SOLUTION = REPO / "solutions" / "03_replay" / "03_replay.ipynb"
 def _solution_classes() -> dict:
     """Run the notebook's Batch cell and its two exercise cells (solutions filled in), as the notebook would."""
     namespace = {"__name__": "__main__", "np": np, "NamedTuple": NamedTuple}
-    notebook = json.loads(SOLUTION.read_text())
-    cells = {cell["metadata"].get("nbgrader", {}).get("grade_id"): cell for cell in notebook["cells"]}
-    for grade_id in ("batch_type", "StackReplayBuffer", "FrameReplayBuffer"):
-        source = cells[grade_id]["source"]
-        exec("".join(source) if isinstance(source, list) else source, namespace)
-    return namespace
+    return cells.run_cells(SOLUTION, ["batch_type", "StackReplayBuffer", "FrameReplayBuffer"], namespace)
 
 
 _NOTEBOOK = _solution_classes()

@@ -23,6 +23,7 @@ from nbgrader.api import Gradebook
 from dqn_helpers.blanks import BLANK, UnfilledBlankError
 from dqn_helpers.instructor.grading import WRITTEN_ANSWER_NOTE
 from dqn_helpers.instructor.release import BUG_MARKER, MARKER
+from tests import cells
 from tests.conftest import REPO, SANDBOX
 
 pytestmark = pytest.mark.notebooks
@@ -58,14 +59,6 @@ def _nbgrader(course: Path, *args: str) -> str:
 
 def _code_cells(path: Path) -> list[dict]:
     return [cell for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"]
-
-
-def _source(cell: dict) -> str:
-    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-
-
-def _nbgrader_meta(cell: dict) -> dict:
-    return cell["metadata"].get("nbgrader", {})
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +130,12 @@ def test_release_holds_no_solution_text_or_hidden_tests(course, solution_path):
     """Check that the release has ___ where each marker was, and no solution line, marker or hidden test."""
     root, _ = course
     release_path = root / "notebooks" / solution_path.relative_to(REPO / "solutions")
-    released = {_nbgrader_meta(cell).get("grade_id"): _source(cell) for cell in _code_cells(release_path)}
+    released = {cells.nbgrader(cell).get("grade_id"): cells.source(cell) for cell in _code_cells(release_path)}
     whole_release = release_path.read_text()
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", MARKER, BUG_MARKER):
         assert marker not in whole_release
     for cell in _code_cells(solution_path):
-        source, grade_id = _source(cell), _nbgrader_meta(cell).get("grade_id")
+        source, grade_id = cells.source(cell), cells.nbgrader(cell).get("grade_id")
         marked = [line.split(MARKER)[0].strip() for line in source.splitlines() if MARKER in line]
         if marked:
             assert BLANK in released[grade_id], f"cell {grade_id} lost its blanks"
@@ -155,11 +148,11 @@ def test_release_holds_no_solution_text_or_hidden_tests(course, solution_path):
     written = [
         cell
         for cell in json.loads(solution_path.read_text())["cells"]
-        if cell["cell_type"] == "markdown" and _nbgrader_meta(cell).get("solution")
+        if cell["cell_type"] == "markdown" and cells.nbgrader(cell).get("solution")
     ]
     for cell in written:
-        assert _source(cell)[:60] not in whole_release, (
-            f"the model answer of {_nbgrader_meta(cell)['grade_id']} is in the release"
+        assert cells.source(cell)[:60] not in whole_release, (
+            f"the model answer of {cells.nbgrader(cell)['grade_id']} is in the release"
         )
         hidden = re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", source, flags=re.S)
         for line in "".join(hidden).splitlines():
@@ -188,10 +181,10 @@ def test_written_answers_are_reported_for_grading_by_hand(autograded):
     with open(autograded / "grading" / "grades.csv") as file:
         rows = list(csv.DictReader(file))
     written = {
-        (path.parent.name, _nbgrader_meta(cell)["grade_id"])
+        (path.parent.name, cells.nbgrader(cell)["grade_id"])
         for path in SOLUTION_NOTEBOOKS
         for cell in json.loads(path.read_text())["cells"]
-        if cell["cell_type"] == "markdown" and _nbgrader_meta(cell).get("grade")
+        if cell["cell_type"] == "markdown" and cells.nbgrader(cell).get("grade")
     }
     assert written, "no written answers in the course"
     for row in rows:
@@ -209,7 +202,7 @@ def test_unfilled_blanks_fail_with_the_friendly_message(autograded):
     checked = 0
     for path in (autograded / "autograded" / "untouched").glob("*/*.ipynb"):
         for cell in _code_cells(path):
-            if _nbgrader_meta(cell).get("solution") and BLANK in _source(cell):
+            if cells.nbgrader(cell).get("solution") and BLANK in cells.source(cell):
                 errors = [output for output in cell["outputs"] if output["output_type"] == "error"]
                 assert errors and errors[0]["ename"] == UnfilledBlankError.__name__
                 traceback = "\n".join(errors[0]["traceback"])
@@ -223,7 +216,7 @@ def test_graded_solutions_write_nothing_to_stderr(autograded):
     for path in (autograded / "autograded" / "solution").glob("*/*.ipynb"):
         for cell in _code_cells(path):
             streams = [output for output in cell["outputs"] if output.get("name") == "stderr"]
-            assert not streams, f"{path.name}, cell {_nbgrader_meta(cell).get('grade_id')}: {streams}"
+            assert not streams, f"{path.name}, cell {cells.nbgrader(cell).get('grade_id')}: {streams}"
 
 
 @pytest.mark.parametrize(
@@ -240,16 +233,18 @@ def test_solution_notebooks_follow_the_course_conventions(path):
     """Check ids, points, the set-up cell, test docstrings, and the opening's objectives and time."""
     notebook = json.loads(path.read_text())
     assert notebook["metadata"]["kernelspec"]["name"] == "python3"
-    cells = notebook["cells"]
-    ids = [_nbgrader_meta(cell).get("grade_id") for cell in cells if "nbgrader" in cell["metadata"]]
+    all_cells = notebook["cells"]
+    ids = [cells.nbgrader(cell).get("grade_id") for cell in all_cells if "nbgrader" in cell["metadata"]]
     assert len(ids) == len(set(ids)) and all(GRADE_ID.fullmatch(i) for i in ids)
-    first_code = next(cell for cell in cells if cell["cell_type"] == "code")
-    assert _nbgrader_meta(first_code).get("locked") and "%load_ext dqn_helpers.blanks" in _source(first_code)
-    tests = [cell for cell in cells if _nbgrader_meta(cell).get("grade") and cell["cell_type"] == "code"]
+    first_code = next(cell for cell in all_cells if cell["cell_type"] == "code")
+    assert cells.nbgrader(first_code).get("locked") and "%load_ext dqn_helpers.blanks" in cells.source(first_code)
+    tests = [cell for cell in all_cells if cells.nbgrader(cell).get("grade") and cell["cell_type"] == "code"]
     assert tests, "no graded test cells"
     for cell in tests:
-        assert _nbgrader_meta(cell)["points"] > 0
-        assert _source(cell).startswith('"""Check that'), f"{_nbgrader_meta(cell)['grade_id']}: start with a docstring"
-    opening = _source(cells[0])
+        assert cells.nbgrader(cell)["points"] > 0
+        assert cells.source(cell).startswith('"""Check that'), (
+            f"{cells.nbgrader(cell)['grade_id']}: start with a docstring"
+        )
+    opening = cells.source(all_cells[0])
     assert opening.startswith("# ") and "**Time:**" in opening and "You will be able to" in opening
-    assert "## Summary" in "".join(_source(cell) for cell in cells if cell["cell_type"] == "markdown")
+    assert "## Summary" in "".join(cells.source(cell) for cell in all_cells if cell["cell_type"] == "markdown")

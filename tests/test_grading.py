@@ -24,6 +24,7 @@ from nbgrader.api import Gradebook
 
 from dqn_helpers.instructor.grading import NO_SANDBOX_NOTE, TAMPERING_NOTE, graded_cells
 from dqn_helpers.instructor.tampering import TAMPERING_ERROR
+from tests import cells
 from tests.conftest import REPO, SANDBOX, SANDBOX_PROBLEM
 from tests.submissions import build
 
@@ -92,9 +93,9 @@ def test_grading_the_class_finishes_and_reports_everyone(graded):
     course, result = graded
     assert result.returncode == 0, result.stderr
     rows = _rows(course)
-    cells = graded_cells(course / "solutions")
-    assert len(rows) == len(EXPECTED) * len(cells)
-    assert {(row["student"], row["test"]) for row in rows} == {(s, cell.test) for s in EXPECTED for cell in cells}
+    test_cells = graded_cells(course / "solutions")
+    assert len(rows) == len(EXPECTED) * len(test_cells)
+    assert {(row["student"], row["test"]) for row in rows} == {(s, cell.test) for s in EXPECTED for cell in test_cells}
     assert {row["status"] for row in rows if row["assignment"] == "00_setup"} == {"not submitted"}
     for student in EXPECTED:
         assert student in result.stdout, f"the summary leaves out {student}"
@@ -223,15 +224,10 @@ def test_deleted_test_cells_are_put_back_and_graded(graded):
 def test_a_broken_cell_fails_on_its_own(graded, student, grade_id, error):
     """Check that the broken answer cell shows its own error, and the set-up cell ran without one."""
     course, _ = graded
-    notebook = json.loads(
-        (course / "autograded" / student / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_text()
-    )
+    path = course / "autograded" / student / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb"
     errors = {
-        cell["metadata"]["nbgrader"]["grade_id"]: [
-            output["ename"] for output in cell["outputs"] if output["output_type"] == "error"
-        ]
-        for cell in notebook["cells"]
-        if cell["cell_type"] == "code" and "nbgrader" in cell["metadata"]
+        grade_id: [output["ename"] for output in cell["outputs"] if output["output_type"] == "error"]
+        for grade_id, cell in cells.code_cells(path).items()
     }
     assert error in errors[grade_id], f"{student}: {grade_id} shows {errors[grade_id]}"
     assert errors["setup"] == []

@@ -27,7 +27,6 @@ seconds.
 
 from __future__ import annotations
 
-import json
 import linecache
 import sys
 import types
@@ -49,6 +48,7 @@ from dqn_helpers.policies import epsilon_greedy as reference_epsilon_greedy
 from dqn_helpers.replay import ReplayBuffer
 from dqn_helpers.schedules import linear_schedule as reference_linear_schedule
 from dqn_helpers.video import write_video as reference_write_video
+from tests import cells
 from tests.conftest import REPO
 
 SOLUTIONS = REPO / "solutions"
@@ -65,15 +65,7 @@ EXERCISES = {
 
 def _cells(notebook: str) -> dict[str, str]:
     """The code cells of a solution notebook, by grade_id."""
-    path = SOLUTIONS / notebook / f"{notebook}.ipynb"
-    cells = json.loads(path.read_text())["cells"]
-    found = {}
-    for cell in cells:
-        grade_id = cell["metadata"].get("nbgrader", {}).get("grade_id")
-        if cell["cell_type"] == "code" and grade_id:
-            source = cell["source"]
-            found[grade_id] = "".join(source) if isinstance(source, list) else source
-    return found
+    return cells.sources(SOLUTIONS / notebook / f"{notebook}.ipynb")
 
 
 def _run_cells(notebook: str, grade_ids: list[str]) -> dict[str, Any]:

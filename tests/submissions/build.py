@@ -27,6 +27,7 @@ from pathlib import Path
 
 from dqn_helpers.instructor.grading import graded_cells
 from dqn_helpers.instructor.release import MARKER
+from tests import cells
 from tests.submissions.catalogue import MISTAKES
 
 HERE = Path(__file__).resolve().parent
@@ -35,14 +36,6 @@ ASSIGNMENT = "01_q_learning"
 SOLUTION_LINES = ("### BEGIN SOLUTION", "### END SOLUTION")
 
 Notebook = dict
-
-
-def _source(cell: dict) -> str:
-    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-
-
-def _meta(cell: dict) -> dict:
-    return cell["metadata"].get("nbgrader", {})
 
 
 def student_answer(solution_source: str) -> str:
@@ -69,22 +62,22 @@ def filled_in(assignment: str = ASSIGNMENT) -> Notebook:
     """
     solution = json.loads((REPO / "solutions" / assignment / f"{assignment}.ipynb").read_text())
     release = json.loads((REPO / "notebooks" / assignment / f"{assignment}.ipynb").read_text())
-    solutions = {_meta(cell).get("grade_id"): _source(cell) for cell in solution["cells"]}
+    solutions = {cells.nbgrader(cell).get("grade_id"): cells.source(cell) for cell in solution["cells"]}
     for cell in release["cells"]:
-        if _meta(cell).get("solution"):
-            cell["source"] = student_answer(solutions[_meta(cell)["grade_id"]])
+        if cells.nbgrader(cell).get("solution"):
+            cell["source"] = student_answer(solutions[cells.nbgrader(cell)["grade_id"]])
     return release
 
 
 def cell(notebook: Notebook, grade_id: str) -> dict:
     """The cell of ``notebook`` with this grade_id."""
-    return next(c for c in notebook["cells"] if _meta(c).get("grade_id") == grade_id)
+    return next(c for c in notebook["cells"] if cells.nbgrader(c).get("grade_id") == grade_id)
 
 
 def _edit(notebook: Notebook, grade_id: str, edit: Callable[[str], str]) -> Notebook:
     notebook = copy.deepcopy(notebook)
     target = cell(notebook, grade_id)
-    target["source"] = edit(_source(target))
+    target["source"] = edit(cells.source(target))
     return notebook
 
 
@@ -107,7 +100,7 @@ def fixtures() -> dict[str, bytes | Notebook]:
     deleted_tests["cells"] = [
         c
         for c in deleted_tests["cells"]
-        if _meta(c).get("grade_id") not in ("td_targets_terminal", "q_learning_optimal_path")
+        if cells.nbgrader(c).get("grade_id") not in ("td_targets_terminal", "q_learning_optimal_path")
     ]
     text = json.dumps(correct, indent=1)
     return {
