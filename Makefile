@@ -25,7 +25,7 @@ test: $(INSTALLED) lint browser sandbox
 	DQN_FAST=1 $(BIN)/python -m pytest
 
 ## test-fast: the edit-run loop: unit tests, doctests and the notebooks' checks; no nbgrader, browser, training or install
-FAST_TIER := not notebooks and not browser and not install and not training
+FAST_TIER := not notebooks and not browser and not install and not training and not slow
 test-fast: $(INSTALLED) lint
 	DQN_FAST=1 $(BIN)/python -m pytest tests dqn_helpers -m "$(FAST_TIER)"
 

@@ -45,19 +45,28 @@ def _agent(weights: Path | None, game: str):
     return load_q_network(weights, num_actions)
 
 
-def _train(args: argparse.Namespace) -> None:
-    from dqn_helpers.training import DQNConfig, train
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~dqn_helpers.training.DQNConfig` that ``train``'s arguments ask for.
+
+    A run's record (``--config``) or a preset (``--preset``), or the defaults; with
+    the settings given as flags on top.
+    """
+    from dqn_helpers.training import DQNConfig
 
     overrides = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(DQNConfig) if getattr(args, f.name) is not None
     }
     if args.config:
-        config = DQNConfig.from_file(args.config, **overrides)
-    elif args.preset:
-        config = DQNConfig.preset(args.preset, **overrides)
-    else:
-        config = DQNConfig(**overrides)
-    summary = train(config, args.run_dir, progress=not args.no_progress)
+        return DQNConfig.from_file(args.config, **overrides)
+    if args.preset:
+        return DQNConfig.preset(args.preset, **overrides)
+    return DQNConfig(**overrides)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from dqn_helpers.training import train
+
+    summary = train(config_from_args(args), args.run_dir, progress=not args.no_progress)
     print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in summary._asdict().items()}))
 
 

@@ -35,8 +35,9 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 __all__ = [
-    "FRAME_SIZE",
+    "FRAME_SHAPE",
     "STACK_SIZE",
+    "STATE_SHAPE",
     "BackgroundVectorEnv",
     "EpisodicLife",
     "FireOnReset",
@@ -45,8 +46,9 @@ __all__ = [
     "make_vector_env",
 ]
 
-FRAME_SIZE = 84
-STACK_SIZE = 4
+FRAME_SHAPE = (84, 84)  # rows, columns of the agent's grayscale frame
+STACK_SIZE = 4  # frames per state
+STATE_SHAPE = (STACK_SIZE, *FRAME_SHAPE)  # one state: stacked frames first, as the environments return them
 FRAME_SKIP = 4
 TRAINING_MAX_EPISODE_FRAMES = 108_000  # 30 minutes of play, as in Dopamine
 
@@ -207,7 +209,10 @@ def make_env(
         render_mode=render_mode,
     )
     env = gym.wrappers.AtariPreprocessing(
-        env, noop_max=noop_max, frame_skip=FRAME_SKIP, screen_size=FRAME_SIZE, grayscale_obs=True, scale_obs=False
+        env,
+        noop_max=noop_max,
+        frame_skip=FRAME_SKIP,
+        screen_size=FRAME_SHAPE[::-1],  # (width, height) grayscale_obs=True, scale_obs=False
     )
     env = gym.wrappers.RecordEpisodeStatistics(env)
     if training:

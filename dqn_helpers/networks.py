@@ -28,6 +28,11 @@ import warnings
 from pathlib import Path
 
 from dqn_helpers._tensorflow import keras
+from dqn_helpers.envs import STATE_SHAPE
+
+# (filters, kernel size, stride) of the paper's three convolutions, then the hidden dense layer's units.
+CONVOLUTIONS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+HIDDEN_UNITS = 512
 
 __all__ = ["PRECISIONS", "load_q_network", "nature_cnn"]
 
@@ -38,7 +43,7 @@ PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 def nature_cnn(
     num_actions: int,
     *,
-    input_shape: tuple[int, int, int] = (4, 84, 84),
+    input_shape: tuple[int, int, int] = STATE_SHAPE,
     name: str = "q_network",
     precision: str = "float32",
 ) -> keras.Model:
@@ -75,11 +80,12 @@ def nature_cnn(
     states = keras.Input(shape=input_shape, dtype="uint8", name="states")
     x = layers.Permute((2, 3, 1), name="channels_last", dtype=hidden)(states)
     x = layers.Rescaling(1.0 / 255.0, name="scale", dtype=hidden)(x)
-    x = layers.Conv2D(32, 8, strides=4, activation="relu", name="conv1", dtype=hidden)(x)
-    x = layers.Conv2D(64, 4, strides=2, activation="relu", name="conv2", dtype=hidden)(x)
-    x = layers.Conv2D(64, 3, strides=1, activation="relu", name="conv3", dtype=hidden)(x)
+    for number, (filters, kernel_size, stride) in enumerate(CONVOLUTIONS, start=1):
+        x = layers.Conv2D(filters, kernel_size, strides=stride, activation="relu", name=f"conv{number}", dtype=hidden)(
+            x
+        )
     x = layers.Flatten(name="flatten", dtype=hidden)(x)
-    x = layers.Dense(512, activation="relu", name="dense", dtype=hidden)(x)
+    x = layers.Dense(HIDDEN_UNITS, activation="relu", name="dense", dtype=hidden)(x)
     q_values = layers.Dense(num_actions, name="q_values", dtype="float32")(x)
     return keras.Model(states, q_values, name=name)
 

@@ -43,6 +43,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dqn_helpers.envs import FRAME_SHAPE, STACK_SIZE
+
 __all__ = ["Batch", "ReplayBuffer", "VectorReplayBuffer"]
 
 _POSITION_CAP = np.iinfo(np.uint8).max
@@ -98,8 +100,8 @@ class ReplayBuffer:
     def __init__(
         self,
         capacity: int,
-        frame_shape: tuple[int, ...] = (84, 84),
-        stack_size: int = 4,
+        frame_shape: tuple[int, ...] = FRAME_SHAPE,
+        stack_size: int = STACK_SIZE,
         *,
         n_step: int = 1,
         gamma: float = 0.99,
@@ -351,8 +353,8 @@ class VectorReplayBuffer:
         self,
         capacity: int,
         num_envs: int,
-        frame_shape: tuple[int, ...] = (84, 84),
-        stack_size: int = 4,
+        frame_shape: tuple[int, ...] = FRAME_SHAPE,
+        stack_size: int = STACK_SIZE,
         *,
         n_step: int = 1,
         gamma: float = 0.99,

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from dqn_helpers.envs import FRAME_SIZE, FRAME_SKIP, STACK_SIZE, TRAINING_MAX_EPISODE_FRAMES, make_vector_env
+from dqn_helpers.envs import FRAME_SHAPE, FRAME_SKIP, STACK_SIZE, TRAINING_MAX_EPISODE_FRAMES, make_vector_env
 from dqn_helpers.learner import DQNLearner
 from dqn_helpers.policies import QPolicy
 from dqn_helpers.replay import VectorReplayBuffer
@@ -54,7 +54,7 @@ FIXED_CHOICES = {
     "no dueling head",
     "loss": "Huber (delta 1) of the TD error, mean over the batch",
     "optimizer": "Adam (learning_rate, adam_epsilon), no gradient clipping",
-    "observation": f"{STACK_SIZE} stacked {FRAME_SIZE}x{FRAME_SIZE} grayscale uint8 frames, scaled to [0, 1] in the network",
+    "observation": f"{STACK_SIZE} stacked {FRAME_SHAPE[0]}x{FRAME_SHAPE[1]} grayscale uint8 frames, scaled to [0, 1] in the network",
     "frame_skip": f"{FRAME_SKIP} emulator frames per agent step, max over the last two",
     "starts": "up to 30 random no-op frames after each reset, then FIRE",
     "episodes": "a lost life ends the learning episode (the game goes on); games cut at "

@@ -45,6 +45,7 @@ def test_replay_memory_uses_the_trainers_layout():
     assert f"NUM_ENVS = {DQNConfig().num_envs}\n" in source
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("impl", ["ours", "naive"])
 def test_train_speed_reports_every_field(impl):
     """A tiny run of each implementation prints one JSON line with the figures the README quotes."""
@@ -58,6 +59,7 @@ def test_train_speed_reports_every_field(impl):
     assert result["replay_bytes_per_transition"] == expected_bytes
 
 
+@pytest.mark.training
 def test_train_speed_rejects_a_warmup_too_short_to_learn():
     """--warmup below batch + num_envs cannot time any update: a usage error that says so."""
     completed = subprocess.run(
@@ -83,6 +85,7 @@ def test_grading_speed_reports_the_batch():
     assert result["seconds_per_complete_submission"] == result["batch_seconds"]
 
 
+@pytest.mark.training
 def test_train_speed_times_the_students_loop():
     """Notebook 05's own train_loop, read from the solution notebook, runs and is timed against its ceiling."""
     (result,) = run_script("train_speed.py", "--impl", "student", "--steps", "64", "--warmup", "64")
@@ -95,6 +98,7 @@ def test_train_speed_times_the_students_loop():
     )
 
 
+@pytest.mark.training
 def test_train_speed_times_update_paths_each_in_its_own_process():
     """Two paths, one round: a line per path with its settings, then the summary naming the faster one."""
     paths = "float32_graph,float32_xla_no_onednn"

@@ -183,6 +183,7 @@ STOPPING_LOOPS = [
 ]
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("check", LOOP_CHECKS, ids=lambda f: f.__name__)
 @pytest.mark.parametrize("settings", [checks.LoopSettings(), SMALL, RESUMED], ids=["default", "small", "resumed"])
 def test_the_correct_loop_passes(check, settings):
@@ -190,6 +191,7 @@ def test_the_correct_loop_passes(check, settings):
     check(correct_loop, settings)
 
 
+@pytest.mark.training
 @pytest.mark.parametrize(("bug", "settings", "check", "message"), BUGGY_LOOPS, ids=[row[0] for row in BUGGY_LOOPS])
 def test_a_buggy_loop_fails_with_a_message_that_names_the_mistake(bug, settings, check, message):
     """Check that each buggy loop fails its check with a message naming its mistake."""
@@ -197,6 +199,7 @@ def test_a_buggy_loop_fails_with_a_message_that_names_the_mistake(bug, settings,
         check(_LOOPS[bug], settings)
 
 
+@pytest.mark.training
 @pytest.mark.parametrize(("bug", "message"), STOPPING_LOOPS, ids=[row[0] for row in STOPPING_LOOPS])
 @pytest.mark.parametrize("check", LOOP_CHECKS, ids=lambda f: f.__name__)
 def test_a_loop_that_stops_fails_every_loop_check(check, bug, message):
@@ -205,6 +208,7 @@ def test_a_loop_that_stops_fails_every_loop_check(check, bug, message):
         check(_LOOPS[bug], SMALL)
 
 
+@pytest.mark.training
 @pytest.mark.parametrize(
     ("bug", "passing"),
     [
@@ -228,6 +232,7 @@ def test_one_mistake_costs_only_its_own_check(bug, passing):
         check(_LOOPS[bug], SMALL)
 
 
+@pytest.mark.training
 def test_an_exception_in_the_loop_is_wrapped_with_a_hint():
     """Check that an update called with the batch itself, not its arrays, fails with the call to make."""
 

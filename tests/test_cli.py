@@ -48,6 +48,7 @@ def weights_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # a fresh Python imports TensorFlow: about 8 s
 def test_module_help_lists_the_commands():
     """``python -m dqn_helpers --help`` runs in a fresh interpreter and names the four commands."""
     result = subprocess.run(
@@ -213,6 +214,7 @@ def test_record_bad_suffix_exits_with_status_2(tmp_path, capsys):
     assert "error: video path must end in .mp4 or .gif" in capsys.readouterr().err
 
 
+@pytest.mark.training
 def test_train_starts_from_a_preset_and_flags_override_it(tmp_path, capsys):
     """Train --preset short runs with the preset's settings, except those the flags give."""
     run_dir = tmp_path / "run"
@@ -242,6 +244,7 @@ def test_train_starts_from_a_preset_and_flags_override_it(tmp_path, capsys):
     assert config["n_step"] == 3 and config["learning_rate"] == 2.5e-4
 
 
+@pytest.mark.training
 def test_train_tiny_run(tmp_path, capsys):
     """A tiny train command writes the run folder and prints the summary as JSON."""
     run_dir = tmp_path / "run"
@@ -344,6 +347,7 @@ def test_export_of_something_that_is_not_a_run_exits_with_status_2(tmp_path, cap
     assert re.search(message, capsys.readouterr().err)
 
 
+@pytest.mark.training
 def test_a_runs_record_reproduces_it_with_train_config(tmp_path):
     """Check that train --config <a run's config.json> starts the same run, and that flags override the record."""
     tiny = ["--total-steps", "48", "--learning-starts", "40", "--batch-size", "8", "--buffer-size", "300"]

@@ -35,6 +35,7 @@ def test_fast_mode_follows_environment(monkeypatch, environment, expected):
     assert dqn_helpers.fast_mode() is expected
 
 
+@pytest.mark.slow  # a fresh Python imports TensorFlow: about 8 s each
 @pytest.mark.parametrize(
     "code",
     [

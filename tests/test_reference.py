@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dqn_helpers import reference
-from dqn_helpers.__main__ import build_parser, main
+from dqn_helpers.__main__ import build_parser, config_from_args, main
 from dqn_helpers.curves import read_episodes
 from dqn_helpers.envs import make_env
 from dqn_helpers.evaluation import EVAL_EPSILON, as_policy, evaluate, play_episode, summarize
@@ -68,6 +68,7 @@ def life_scores(policy, epsilon: float, lives: int = 5, seed: int = 11) -> np.nd
         )
 
 
+@pytest.mark.slow  # full games of real Breakout: about 10 s
 def test_greedy_play_on_real_frames_beats_the_random_agent(q_network):
     """Acting greedily, the shipped agent hits far more bricks per life than the random agent."""
     agent, random_agent = (
@@ -85,10 +86,9 @@ def test_config_is_a_valid_training_config_and_reproduces_make_reference():
     shipped = DQNConfig(**recorded)
     command = subprocess.run(["make", "-n", "reference"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     argv = re.search(r"-m dqn_helpers (train .*)", command.replace("\\\n", " ")).group(1).split()
-    args = build_parser().parse_args(argv)
-    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(DQNConfig) if getattr(args, f.name) is not None}
+    made = config_from_args(build_parser().parse_args(argv))
     # The run may have been stopped before the Makefile's total_steps (train resumes with any total).
-    assert dataclasses.replace(DQNConfig(**flags), total_steps=shipped.total_steps) == shipped
+    assert dataclasses.replace(made, total_steps=shipped.total_steps) == shipped
 
 
 def test_learning_curve_is_the_run_log():

@@ -27,6 +27,8 @@ from dqn_helpers.networks import load_q_network
 from dqn_helpers.schedules import linear_schedule
 from dqn_helpers.training import DQNConfig, TrainSummary, train
 
+pytestmark = pytest.mark.training  # every test here runs train(): the fast tier leaves them out
+
 # Four games of 320 agent steps each. Random play takes 114 to 370 agent steps to
 # lose Breakout's 5 lives (40 games measured, half of them within 160), so most of
 # the four games end. epsilon decays slowly (to 0.1 at step 10,000) to keep play

@@ -28,6 +28,7 @@ import gymnasium as gym
 import numpy as np
 
 from dqn_helpers.checks import StepBudget
+from dqn_helpers.envs import STATE_SHAPE
 
 __all__ = [
     "check_evaluate_agent_full_games",
@@ -42,7 +43,6 @@ __all__ = [
     "q_values_network",
 ]
 
-STATE_SHAPE = (4, 84, 84)
 BRICK_POINTS = (1, 4, 7)  # Breakout's bricks: 1 point (low rows), 4 (middle), 7 (top)
 LIVES = 5
 _Q_SCALE, _Q_OFFSET = 0.25, -20.0  # the tiny network's Q-values: 0.25 * pixel - 20

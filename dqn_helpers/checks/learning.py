@@ -35,7 +35,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dqn_helpers._tensorflow import keras, tf
-from dqn_helpers.networks import nature_cnn
+from dqn_helpers.envs import STATE_SHAPE
+from dqn_helpers.networks import CONVOLUTIONS, HIDDEN_UNITS, nature_cnn
 
 __all__ = [
     "NATURE_PARAMETERS",
@@ -52,11 +53,7 @@ __all__ = [
     "tiny_q_network",
 ]
 
-STATE_SHAPE = (4, 84, 84)  # stacked frames, height, width: channels first, as make_env returns them
 NATURE_PARAMETERS = 1_686_180  # Mnih et al. (2015) for Breakout's 4 actions (see dqn_helpers.networks)
-# (filters, kernel size, stride) of the paper's three convolutions, then the hidden dense layer's units.
-CONVOLUTIONS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
-HIDDEN_UNITS = 512
 TINY_STATE_SHAPE = (2, 5, 5)  # the checks' own tiny states: 2 frames of 5x5 pixels
 TINY_HIDDEN_UNITS = 32
 RTOL, ATOL = 1e-4, 1e-5  # float32 arithmetic in another order may differ this much

@@ -26,6 +26,8 @@ import cv2
 import gymnasium as gym
 import numpy as np
 
+from dqn_helpers.envs import FRAME_SHAPE
+
 __all__ = [
     "LUMA_WEIGHTS",
     "ScriptedGame",
@@ -40,7 +42,6 @@ __all__ = [
 ]
 
 SCREEN_SHAPE = (210, 160, 3)  # rows, columns, colour channels of an Atari frame
-FRAME_SIZE = (84, 84)  # rows, columns of the agent's frame
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # weights of R, G, B in the luma Y
 NON_SQUARE_SIZE = (60, 100)  # (height, width): a swapped pair gives another shape
 CROP_ROWS = (32, 196)  # rows kept by the crop in the checks: below the score, above the floor
@@ -75,7 +76,7 @@ def _test_card(
 
 
 def _reference_frame(
-    frame: np.ndarray, size: tuple[int, int] = FRAME_SIZE, top: int = 0, bottom: int | None = None
+    frame: np.ndarray, size: tuple[int, int] = FRAME_SHAPE, top: int = 0, bottom: int | None = None
 ) -> np.ndarray:
     """The right answer: luma gray, rows top:bottom, INTER_AREA resize to (height, width)."""
     gray = np.round(frame @ np.array(LUMA_WEIGHTS)).astype(np.uint8)[top:bottom, :]
@@ -147,9 +148,9 @@ def check_preprocess_frame_output(preprocess_frame: Callable) -> None:
             f"your frame has shape {output.shape}: it still has a colour axis; combine R, G and B into one gray level "
             "per pixel, for a frame of shape (84, 84)"
         )
-    if output.shape != FRAME_SIZE:
+    if output.shape != FRAME_SHAPE:
         raise AssertionError(
-            f"for the default size, preprocess_frame must return shape {FRAME_SIZE}, got {output.shape}"
+            f"for the default size, preprocess_frame must return shape {FRAME_SHAPE}, got {output.shape}"
         )
     if int(output.min()) < 250:
         raise AssertionError(
@@ -220,7 +221,7 @@ def _diagnose_geometry(
         )
     if output.shape != expected.shape:
         hint = ""
-        if output.shape == FRAME_SIZE:
+        if output.shape == FRAME_SHAPE:
             hint = ": your function ignores its `size` argument"
         elif top and output.shape[0] < height:
             hint = ": crop the screen's rows before resizing, so that the output keeps the requested size"
@@ -285,7 +286,7 @@ def check_preprocess_frame_geometry(preprocess_frame: Callable, seed: int = 0) -
         problem = _diagnose_geometry(
             output,
             frame,
-            kwargs.get("size", FRAME_SIZE),
+            kwargs.get("size", FRAME_SHAPE),
             kwargs.get("top", 0),
             kwargs.get("bottom"),
             _call_text(**kwargs),
@@ -600,7 +601,7 @@ def _order_problem(got: list[str], expected: list[str], call: str) -> str | None
 
 
 def check_frame_stacker_order(
-    FrameStacker: type, stack_size: int = 4, frame_shape: tuple[int, ...] = FRAME_SIZE, seed: int = 0
+    FrameStacker: type, stack_size: int = 4, frame_shape: tuple[int, ...] = FRAME_SHAPE, seed: int = 0
 ) -> None:
     """Check that FrameStacker returns uint8 stacks, oldest frame first, padded with zeros at the start of an episode.
 
@@ -631,7 +632,7 @@ def check_frame_stacker_order(
 
 
 def check_frame_stacker_reset(
-    FrameStacker: type, stack_size: int = 4, frame_shape: tuple[int, ...] = FRAME_SIZE, seed: int = 0
+    FrameStacker: type, stack_size: int = 4, frame_shape: tuple[int, ...] = FRAME_SHAPE, seed: int = 0
 ) -> None:
     """Check that FrameStacker's reset starts a new episode cleanly: no frame of the previous episode survives it.
 
@@ -683,7 +684,7 @@ def check_frame_stacker_reset(
 
 
 def check_frame_stacker_returns_copy(
-    FrameStacker: type, stack_size: int = 4, frame_shape: tuple[int, ...] = FRAME_SIZE, seed: int = 0
+    FrameStacker: type, stack_size: int = 4, frame_shape: tuple[int, ...] = FRAME_SHAPE, seed: int = 0
 ) -> None:
     """Check that FrameStacker returns copies: later pushes leave them alone, writing into them leaves the stacker alone.
 

@@ -32,6 +32,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dqn_helpers.envs import FRAME_SHAPE as ATARI_FRAME_SHAPE
+from dqn_helpers.envs import STACK_SIZE
+
 __all__ = [
     "check_buffer_batch_types",
     "check_buffer_keeps_truncated_apart",
@@ -46,9 +49,7 @@ __all__ = [
     "check_buffer_wraps_around",
 ]
 
-STACK_SIZE = 4
 FRAME_SHAPE = (2, 2)  # the smallest frame that holds a code: episode, step (two bytes), marker
-ATARI_FRAME_SHAPE = (84, 84)
 NUM_ACTIONS = 4
 _MARKER = 200  # the fourth byte of every synthetic frame: a frame without it was never added
 _SCRIBBLE = 0xEE  # what the checks write over arrays after passing them to add
