@@ -80,6 +80,7 @@ def _in_sandbox(tmp_path: Path, own: Path, code: str, interrupt_when: Path | Non
     return asyncio.run(main())
 
 
+@pytest.mark.notebooks
 @needs_sandbox
 def test_a_kernel_sees_and_writes_only_its_own_folder(tmp_path):
     """Check that the kernel cannot read the solutions or another student's work, and writes only its folder and /tmp."""
@@ -112,6 +113,7 @@ def test_a_kernel_sees_and_writes_only_its_own_folder(tmp_path):
     assert not Path("/tmp/scratch.txt").exists(), "the kernel's /tmp is the machine's"
 
 
+@pytest.mark.notebooks
 @needs_sandbox
 def test_a_kernel_has_no_network(tmp_path):
     """Check that a connection to an address on the internet fails at once: there is no route out."""
@@ -121,6 +123,7 @@ def test_a_kernel_has_no_network(tmp_path):
     assert text.strip() == str(101)  # ENETUNREACH: only the sandbox's own loopback exists
 
 
+@pytest.mark.notebooks
 @needs_sandbox
 def test_an_endless_cell_is_interrupted(tmp_path):
     """Check that the kernel in the sandbox stops a running cell on an interrupt (sent once the cell runs) and lives on."""
@@ -130,6 +133,7 @@ def test_an_endless_cell_is_interrupted(tmp_path):
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
 
 
+@pytest.mark.notebooks
 @needs_sandbox
 def test_a_kernel_dies_with_its_grader(tmp_path):
     """Check that killing the grading process (as a submission's time limit does) takes its sandboxed kernel along."""

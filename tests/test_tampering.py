@@ -125,6 +125,7 @@ def _run(cells: list[str], folder, sandbox: bool, monkeypatch) -> tuple[nbformat
     return notebook, json.loads(report.read_text()) if report.exists() else []
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("sandbox", [True, False])
 def test_a_test_after_tampering_fails_and_an_honest_one_passes(tmp_path, monkeypatch, sandbox):
     """Check, with a real kernel, that a patch the screen cannot see fails the test cell after it, and honest code passes."""
