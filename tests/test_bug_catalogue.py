@@ -8,13 +8,12 @@ Each mistake is a filled-in student notebook with that one mistake
 import csv
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests import cells
-from tests.conftest import REPO, SANDBOX
+from tests.conftest import REPO, grade_command
 from tests.submissions import build
 from tests.submissions.catalogue import MISTAKES
 
@@ -34,18 +33,7 @@ def graded(tmp_path_factory) -> Path:
     shutil.copy(REPO / "nbgrader_config.py", course)
     for mistake in MISTAKES:
         shutil.copytree(HAND_INS / mistake.name, course / "submitted" / mistake.name)
-    command = [
-        sys.executable,
-        "-m",
-        "dqn_helpers",
-        "grade",
-        "--course",
-        str(course),
-        "--jobs",
-        "2",
-        "--no-progress",
-        *SANDBOX,
-    ]
+    command = grade_command(course, "--jobs", "2")
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return course

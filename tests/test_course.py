@@ -24,7 +24,7 @@ from dqn_helpers.blanks import BLANK, UnfilledBlankError
 from dqn_helpers.instructor.grading import WRITTEN_ANSWER_NOTE
 from dqn_helpers.instructor.release import BUG_MARKER, MARKER
 from tests import cells
-from tests.conftest import REPO, SANDBOX
+from tests.conftest import REPO, grade_command
 
 pytestmark = pytest.mark.notebooks
 
@@ -82,18 +82,7 @@ def autograded(course) -> Path:
     for student, source in STUDENTS.items():
         for name in ASSIGNMENTS:
             shutil.copytree(root / source / name, root / "submitted" / student / name)
-    command = [
-        sys.executable,
-        "-m",
-        "dqn_helpers",
-        "grade",
-        "--course",
-        str(root),
-        "--jobs",
-        "2",
-        "--no-progress",
-        *SANDBOX,
-    ]
+    command = grade_command(root, "--jobs", "2")
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return root

@@ -25,7 +25,7 @@ from nbgrader.api import Gradebook
 from dqn_helpers.instructor.grading import NO_SANDBOX_NOTE, TAMPERING_NOTE, graded_cells
 from dqn_helpers.instructor.tampering import TAMPERING_ERROR
 from tests import cells
-from tests.conftest import REPO, SANDBOX, SANDBOX_PROBLEM
+from tests.conftest import REPO, SANDBOX, SANDBOX_PROBLEM, grade_command
 from tests.submissions import build
 
 pytestmark = pytest.mark.notebooks
@@ -44,7 +44,7 @@ TESTS = [cell for cell in graded_cells(REPO / "solutions") if cell.assignment ==
 
 
 def _grade(course: Path, *extra: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "dqn_helpers", "grade", "--course", str(course), "--no-progress", *SANDBOX, *extra]
+    command = grade_command(course, *extra)
     return subprocess.run(command, capture_output=True, text=True)
 
 
@@ -290,18 +290,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     _hold_at_start(course / "submitted" / "bob" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb")
     held = course / "autograded" / "bob" / build.ASSIGNMENT
     statuses = course / "grading" / build.ASSIGNMENT
-    command = [
-        sys.executable,
-        "-m",
-        "dqn_helpers",
-        "grade",
-        "--course",
-        str(course),
-        "--no-progress",
-        "--jobs",
-        "1",
-        *SANDBOX,
-    ]
+    command = grade_command(course, "--jobs", "1")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(held / "started", process)
