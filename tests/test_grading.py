@@ -269,6 +269,22 @@ def _hold_at_start(notebook: Path) -> None:
     notebook.write_text(json.dumps(content, indent=1))
 
 
+def _start_interruptible(command: list[str]) -> subprocess.Popen:
+    """Start ``command`` as Ctrl-C in a terminal would reach it, whoever started the tests.
+
+    A shell without job control starts its background commands with SIGINT ignored, and a
+    child inherits that: Python then never raises KeyboardInterrupt. The grader gets the
+    default action back, so the test's SIGINT reaches it however CI runs pytest.
+    """
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
 def _wait_for(path: Path, process: subprocess.Popen) -> None:
     """Wait until ``path`` exists (a held kernel has started), or fail if grading ends first."""
     deadline = time.monotonic() + 300  # a bound on a hang, not a timing assumption: the file comes first
@@ -291,7 +307,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     held = course / "autograded" / "bob" / build.ASSIGNMENT
     statuses = course / "grading" / build.ASSIGNMENT
     command = grade_command(course, "--jobs", "1")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = _start_interruptible(command)
     try:
         _wait_for(held / "started", process)
         assert list(statuses.glob("*.json")) == [statuses / "ada.json"], "ada must be graded before bob starts"
@@ -304,7 +320,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert set(first) == {"ada.json"}, f"graded before the interrupt: {sorted(first)}"
     assert not list((course / "grading").glob("worker-*.db"))
     (held / "started").unlink()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = _start_interruptible(command)
     try:
         _wait_for(held / "started", process)
         (held / "release").touch()
