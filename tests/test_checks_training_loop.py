@@ -1,8 +1,9 @@
 """Tests for dqn_helpers.checks.training_loop: each classic loop mistake fails a check that names it.
 
-The correct loop below is the one of solutions/05_training_loop; each buggy variant
-changes one line of it (``bug=...``). The loop checks run the real loop on Breakout
-for a few hundred agent steps, so most variants use a smaller run than the
+The correct loop is the ``train_loop`` cell of solutions/05_training_loop, run as it
+is; each buggy variant plants one mistake into that cell's text (``PLANTED``), so the
+tests follow the notebook wherever it changes. The loop checks run the real loop on
+Breakout for a few hundred agent steps, so most variants use a smaller run than the
 notebook's (``SMALL``) to keep this file quick.
 """
 
@@ -10,9 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tqdm.auto import tqdm
 
+from dqn_helpers import schedules
 from dqn_helpers.checks import training_loop as checks
 from dqn_helpers.schedules import linear_schedule
+from tests import cells
+from tests.conftest import REPO
 
 # About 13 updates and 5 syncs: (150 - 50) / 8 and 150 / 30.
 SMALL = checks.LoopSettings(
@@ -37,61 +42,69 @@ LOOP_CHECKS = [
 ]
 
 
-def _loop(config, env, learner, replay, policy, rng, log, *, start_step=0, progress=True, bug=None):
-    """The notebook's loop; ``bug`` names the one line a variant gets wrong."""
-    state, info = env.reset(seed=config.seed + start_step)
-    episodes = 0
-    for step in range(start_step, config.total_steps):
-        counter = episodes if bug == "epsilon_per_episode" else step
-        duration = config.total_steps * 2 if bug == "epsilon_never_at_floor" else config.epsilon_decay_steps
-        epsilon = linear_schedule(config.epsilon_start, config.epsilon_end, duration, counter)
-        if bug == "epsilon_restarts_on_resume":
-            epsilon = linear_schedule(config.epsilon_start, config.epsilon_end, duration, step - start_step)
-        action = policy(state, rng, epsilon)
-        next_state, reward, terminated, truncated, info = env.step(action)
-        stored = {
-            "truncated_as_terminated": (terminated or truncated, truncated),
-            "truncated_ignored": (terminated, False),
-            "flags_swapped": (truncated, terminated),
-            "terminated_as_truncated": (False, terminated or truncated),
-            "terminated_ignored": (False, truncated),
-        }.get(bug, (terminated, truncated))
-        if bug == "state_carried_forward_too_early":
-            state = next_state
-        replay.add(state, action, reward, next_state, *stored)
-        if bug != "state_not_carried_forward":
-            state = next_state
-        log.game_over(step + 1, info, epsilon)
-        if terminated or truncated:
-            if bug != "no_reset":
-                state, info = env.reset()
-            episodes += 1
-        starts = 0 if bug == "trains_from_the_start" else config.learning_starts
-        frequency = 1 if bug == "updates_every_step" else config.train_frequency
-        if step >= starts and step % frequency == 0:
-            batch = replay.sample(1 if bug == "batch_of_one" else config.batch_size, rng)
-            result = learner.train_step(*batch)
-            log.loss(step + 1, result.loss)
-            if bug == "syncs_at_every_update":
-                learner.sync_target()
-        if bug == "target_is_online":
-            learner.target_network = learner.online_network
-        elif bug == "syncs_every_step":
-            learner.sync_target()
-        elif bug not in ("never_syncs", "syncs_at_every_update") and step % config.target_update_interval == 0:
-            learner.sync_target()
+SOLUTION = cells.sources(REPO / "solutions" / "05_training_loop" / "05_training_loop.ipynb")["train_loop"]
+
+_EPSILON = (
+    "epsilon = schedules.linear_schedule(config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps, step)"
+)
+_STORE = "replay.add(state, action, reward, next_state, terminated, truncated)"
+_RESET = "            state, info = env.reset()\n"
+_SYNC_IF = "if step % config.target_update_interval == 0:"
+_SYNC = "learner.sync_target()"
 
 
-def correct_loop(*args, **kwargs):
-    return _loop(*args, **kwargs)
+def _store(flags: str) -> tuple[str, str]:
+    return _STORE, f"replay.add(state, action, reward, next_state, {flags})"
 
 
-def _variant(bug):
-    def loop(*args, **kwargs):
-        return _loop(*args, bug=bug, **kwargs)
+# Each mistake as (text of the solution cell, what the buggy loop has instead); every text occurs once.
+PLANTED = {
+    "epsilon_per_episode": [
+        ("    for step in tqdm(", "    episodes = 0\n    for step in tqdm("),
+        (_EPSILON, _EPSILON.replace(", step)", ", episodes)")),
+        (_RESET, _RESET + "            episodes += 1\n"),
+    ],
+    "epsilon_never_at_floor": [(_EPSILON, _EPSILON.replace("config.epsilon_decay_steps", "config.total_steps * 2"))],
+    "epsilon_restarts_on_resume": [(_EPSILON, _EPSILON.replace(", step)", ", step - start_step)"))],
+    "trains_from_the_start": [("if step >= config.learning_starts and", "if step >= 0 and")],
+    "updates_every_step": [("step % config.train_frequency == 0", "step % 1 == 0")],
+    "batch_of_one": [("replay.sample(config.batch_size, rng)", "replay.sample(1, rng)")],
+    "syncs_every_step": [(_SYNC_IF, "if True:")],
+    "never_syncs": [(_SYNC_IF, "if False:")],
+    "syncs_at_every_update": [
+        ("log.loss(step + 1, result.loss)", f"log.loss(step + 1, result.loss); {_SYNC}"),
+        (_SYNC_IF, "if False:"),
+    ],
+    "target_is_online": [(_SYNC_IF, "if True:"), (_SYNC, "learner.target_network = learner.online_network")],
+    "truncated_as_terminated": [_store("terminated or truncated, truncated")],
+    "truncated_ignored": [_store("terminated, False")],
+    "flags_swapped": [_store("truncated, terminated")],
+    "terminated_as_truncated": [_store("False, terminated or truncated")],
+    "terminated_ignored": [_store("False, truncated")],
+    "state_carried_forward_too_early": [(f"        {_STORE}", f"        state = next_state\n        {_STORE}")],
+    "state_not_carried_forward": [("        state = next_state  #", "        pass  #")],
+    "no_reset": [(_RESET, "            pass\n")],
+}
 
-    loop.__name__ = bug
+
+def _loop_from(source: str, name: str):
+    """Run a train_loop cell's source with what the notebook's set-up imports; return its function."""
+    namespace = {"schedules": schedules, "tqdm": tqdm}
+    exec(source, namespace)  # noqa: S102 - the course's own notebook
+    loop = namespace["train_loop"]
+    loop.__name__ = name
     return loop
+
+
+def _planted(bug: str):
+    source = SOLUTION
+    for text, instead in PLANTED[bug]:
+        assert source.count(text) == 1, f"{bug}: the solution's train_loop must hold {text!r} once"
+        source = source.replace(text, instead)
+    return _loop_from(source, bug)
+
+
+correct_loop = _loop_from(SOLUTION, "train_loop")
 
 
 # (the loop's mistake, settings, the check that must catch it, key words of its message)
@@ -250,7 +263,7 @@ def test_an_exception_in_the_loop_is_wrapped_with_a_hint():
         checks.check_training_loop_learns_on_schedule(passes_the_batch, SMALL)
 
 
-_LOOPS = {bug: _variant(bug) for bug in {row[0] for row in BUGGY_LOOPS + STOPPING_LOOPS}}
+_LOOPS = {bug: _planted(bug) for bug in PLANTED}
 
 
 # --- the epsilon schedule --------------------------------------------------------------------------------

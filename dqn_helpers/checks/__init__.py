@@ -4,8 +4,11 @@ Not a hang, not a bare traceback: a message in plain words.
 
 A notebook's test cell calls one check, e.g. ``checks.q_learning.check_td_targets_terminal(td_targets)``;
 each check raises ``AssertionError`` with a message for the student, so the cell
-fails and loses its points. The checks of each notebook sit in one submodule
-(``q_learning``, ``preprocessing``, ``replay``); this module holds what they share.
+fails and loses its points. The checks of each notebook sit in one submodule named
+after it (``q_learning`` for notebook 01, ..., ``debugging`` for notebook 07); this
+module holds what they share: running the student's code (:func:`call_answer`),
+reading its numbers (:func:`as_numbers`), naming a wrong result by the mistake it
+matches (:func:`name_the_mistake`), and :func:`assert_own_code`.
 Hidden tests stay in the solution notebooks.
 """
 
@@ -17,8 +20,120 @@ from collections.abc import Callable, Iterator
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
+import numpy as np
 
-__all__ = ["StepBudget", "assert_own_code"]
+__all__ = [
+    "ATOL",
+    "RTOL",
+    "SHAPE_HINTS",
+    "StepBudget",
+    "as_numbers",
+    "assert_own_code",
+    "call_answer",
+    "close",
+    "name_the_mistake",
+    "raised",
+]
+
+RTOL, ATOL = 1e-4, 1e-5  # float32 arithmetic in another order may differ this much
+_BROADCAST = (
+    "Two arrays of different shapes were combined: keep every per-transition quantity of shape (batch,), and take "
+    "maxima over the actions, axis=1."
+)
+SHAPE_HINTS = {  # for :func:`raised`: what NumPy and TensorFlow say when per-transition shapes do not line up
+    "Incompatible shapes": _BROADCAST,
+    "required broadcastable shapes": _BROADCAST,
+    "could not be broadcast": _BROADCAST,
+}
+_LONGEST_ERROR = 400  # characters of the student's error quoted; a Keras error can run over a screen
+
+
+def raised(call: str, error: BaseException, hints: dict[str, str] | None = None) -> str:
+    """The message for student code that raised: the call, what it said, and the likely cause.
+
+    Args:
+        call: The call as the student would recognise it, e.g. ``"td_targets"``.
+        error: What it raised.
+        hints: Likely causes, each under a piece of text that the error's type and
+            message contain when it is the cause; the first that matches is added.
+
+    Example:
+        >>> raised("f(x)", ValueError("operands could not be broadcast."), {"broadcast": "Keep shape (batch,)."})
+        'f(x) raised ValueError: operands could not be broadcast. Keep shape (batch,).'
+    """
+    said = f"{type(error).__name__}: {error}"
+    text = " ".join(str(error).split())
+    if len(text) > _LONGEST_ERROR:
+        text = text[:_LONGEST_ERROR] + " ..."
+    message = f"{call} raised {type(error).__name__}: {text}".rstrip()
+    hint = next((hint for key, hint in (hints or {}).items() if key in said), "")
+    return f"{message.rstrip('.')}. {hint}" if hint else message
+
+
+def call_answer(answer: Callable, call: str, *args: Any, hints: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    """Run the student's code; if it raises, fail with :func:`raised`'s message instead of a traceback.
+
+    An ``AssertionError`` passes through as it is: it is a check's own message (a
+    check's spy object, or a budget like :class:`StepBudget`, stopped the answer).
+
+    Args:
+        answer: The student's function (or method).
+        call: How the message names the call.
+        *args: Positional arguments for ``answer``.
+        hints: As for :func:`raised`.
+        **kwargs: Keyword arguments for ``answer``.
+
+    Returns:
+        What ``answer`` returned.
+
+    Raises:
+        AssertionError: If ``answer`` raised, naming the call, the error and a likely cause.
+    """
+    try:
+        return answer(*args, **kwargs)
+    except AssertionError:
+        raise
+    except Exception as error:
+        raise AssertionError(raised(call, error, hints)) from error
+
+
+def as_numbers(value: Any, name: str) -> np.ndarray:
+    """The student's result (an array, a tensor, a list) as a float64 NumPy array.
+
+    Raises:
+        AssertionError: If it is not numbers, naming what came back.
+    """
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise AssertionError(
+            f"{name} must return numbers (an array or a tensor), got {type(value).__name__}"
+        ) from error
+
+
+def close(got: np.ndarray, expected: np.ndarray) -> bool:
+    """Same shape and the same values, up to float32 rounding (:data:`RTOL`, :data:`ATOL`)."""
+    return got.shape == expected.shape and bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL))
+
+
+def name_the_mistake(got: np.ndarray, expected: np.ndarray, wrong: dict[str, np.ndarray], otherwise: str) -> None:
+    """Pass if ``got`` is ``expected``; else fail with the message of the known mistake it equals.
+
+    Args:
+        got: The student's result.
+        expected: A correct answer's.
+        wrong: For each classic mistake, its message and what it gives.
+        otherwise: The message when ``got`` matches none of them.
+
+    Raises:
+        AssertionError: With the matching mistake's message, or ``otherwise``.
+    """
+    if close(got, expected):
+        return
+    for message, values in wrong.items():
+        if close(got, values):
+            raise AssertionError(message)
+    raise AssertionError(otherwise)
 
 
 def _names_used(code: types.CodeType) -> Iterator[str]:

@@ -26,18 +26,15 @@ from collections.abc import Callable
 import numpy as np
 
 from dqn_helpers._tensorflow import keras, tf
-from dqn_helpers.checks.learning import (
-    STATE_SHAPE,
-    _call,
-    _close,
-    _huber,
-    _name_the_mistake,
-    _numbers,
-    _quiet_tensorflow,
-    _tiny_batch,
+from dqn_helpers.checks import SHAPE_HINTS, as_numbers, call_answer, close, name_the_mistake
+from dqn_helpers.checks.q_network import (
     check_q_network_architecture,
+    huber,
+    quiet_tensorflow,
+    tiny_batch,
     tiny_q_network,
 )
+from dqn_helpers.envs import STATE_SHAPE
 
 __all__ = [
     "FIELDS",
@@ -111,7 +108,7 @@ def check_sample_batch(sample_batch: Callable, size: int = 6, batch_size: int = 
     memory, stored = _memory(size, seed)
     for count in (batch_size, size):
         call = f"sample_batch(memory, {count}, rng)"
-        batch = _call(sample_batch, call, memory, count, np.random.default_rng(seed + count))
+        batch = call_answer(sample_batch, call, memory, count, np.random.default_rng(seed + count), hints=SHAPE_HINTS)
         if not isinstance(batch, (tuple, list)) or len(batch) != len(FIELDS):
             raise AssertionError(
                 f"{call} must return the {len(FIELDS)} arrays ({', '.join(FIELDS)}), got {type(batch).__name__}"
@@ -161,8 +158,9 @@ _GAMMA = 0.5
 
 
 def _call_targets(compute_targets: Callable, rewards, dones, next_q_values, gamma) -> np.ndarray:
-    targets = _numbers(
-        _call(compute_targets, "compute_targets", rewards, dones, next_q_values, gamma), "compute_targets"
+    targets = as_numbers(
+        call_answer(compute_targets, "compute_targets", rewards, dones, next_q_values, gamma, hints=SHAPE_HINTS),
+        "compute_targets",
     )
     if targets.shape != rewards.shape:
         raise AssertionError(
@@ -193,7 +191,7 @@ def check_compute_targets_per_sample(compute_targets: Callable, seed: int | None
         "your targets take the mean of the next Q-values; Q-learning bootstraps from the best action's value, "
         "max over axis=1": _REWARDS + _GAMMA * _NEXT_Q.mean(axis=1),
     }
-    _name_the_mistake(
+    name_the_mistake(
         targets,
         expected,
         wrong,
@@ -206,7 +204,7 @@ def check_compute_targets_per_sample(compute_targets: Callable, seed: int | None
         rewards = rng.normal(size=batch).astype(np.float32)
         next_q = rng.normal(size=(batch, actions)).astype(np.float32)
         targets = _call_targets(compute_targets, rewards, np.zeros(batch, np.float32), next_q, 0.9)
-        if not _close(targets, rewards + 0.9 * next_q.max(axis=1)):
+        if not close(targets, rewards + 0.9 * next_q.max(axis=1)):
             raise AssertionError(
                 f"on a random batch of {batch} transitions with {actions} actions your targets are wrong"
             )
@@ -228,7 +226,7 @@ def check_compute_targets_terminal(compute_targets: Callable, seed: int | None =
     targets = _call_targets(compute_targets, rewards, dones, _NEXT_Q, _GAMMA)
     terminal = dones > 0
     got, expected = targets[terminal], rewards[terminal]
-    if _close(got, expected):
+    if close(got, expected):
         if seed is not None:
             _check_random_terminal(compute_targets, seed)
         return
@@ -243,7 +241,7 @@ def check_compute_targets_terminal(compute_targets: Callable, seed: int | None =
         "your terminal targets ignore `dones`: they bootstrap from a next state that does not exist. Where done is 1 "
         "the target is the reward alone": rewards[terminal] + _GAMMA * _NEXT_Q.max(axis=1)[terminal],
     }
-    _name_the_mistake(
+    name_the_mistake(
         got,
         expected,
         wrong,
@@ -260,7 +258,7 @@ def _check_random_terminal(compute_targets: Callable, seed: int) -> None:
     dones[:2] = (1.0, 0.0)
     next_q = rng.normal(size=(batch, actions)).astype(np.float32)
     targets = _call_targets(compute_targets, rewards, dones, next_q, 0.9)
-    if not _close(targets[dones > 0], rewards[dones > 0]):
+    if not close(targets[dones > 0], rewards[dones > 0]):
         raise AssertionError(
             f"on a random batch of {batch} transitions the terminal ones' targets are not their rewards"
         )
@@ -284,10 +282,16 @@ def check_train_step_action_taken(
             that changed.
     """
     online, target = tiny_q_network(num_actions, seed), tiny_q_network(num_actions, seed + 1)
-    batch = _tiny_batch(batch_size, num_actions, seed)
-    targets = _numbers(
-        _call(
-            compute_targets, "compute_targets", batch.rewards, batch.terminated, target(batch.next_states).numpy(), 0.99
+    batch = tiny_batch(batch_size, num_actions, seed)
+    targets = as_numbers(
+        call_answer(
+            compute_targets,
+            "compute_targets",
+            batch.rewards,
+            batch.terminated,
+            target(batch.next_states).numpy(),
+            0.99,
+            hints=SHAPE_HINTS,
         ),
         "compute_targets",
     )
@@ -302,15 +306,15 @@ def check_train_step_action_taken(
         "your loss compares the targets with max_a Q(s, a), the value of the best action, instead of Q(s, a) of the "
         "action the agent took. The target says what taking `actions[i]` was worth: pick that column, e.g. "
         "tf.reduce_sum(q_values * tf.one_hot(actions, num_actions), axis=1)": float(
-            np.mean(_huber(targets - q.max(axis=1)))
+            np.mean(huber(targets - q.max(axis=1)))
         ),
         "your loss is the mean squared error, not the Huber loss: large TD errors then give huge gradients": float(
             np.mean((targets - q[np.arange(batch_size), batch.actions]) ** 2)
         ),
     }
     target_before = target.get_weights()
-    with _quiet_tensorflow():
-        got = _call(
+    with quiet_tensorflow():
+        got = call_answer(
             train_step,
             "train_step",
             online,
@@ -321,15 +325,16 @@ def check_train_step_action_taken(
             batch.rewards,
             batch.next_states,
             batch.terminated,
+            hints=SHAPE_HINTS,
         )
-    got = _numbers(got, "train_step")
+    got = as_numbers(got, "train_step")
     if got.shape != ():
         raise AssertionError(
             f"train_step must return the loss as one number (the mean over the batch), got shape {got.shape}"
         )
     if not all(np.array_equal(a, b) for a, b in zip(target.get_weights(), target_before)):
         raise AssertionError("train_step changed the target network's weights: only the online model may be trained")
-    _name_the_mistake(
+    name_the_mistake(
         np.array(float(got)),
         np.array(float(loss)),
         {m: np.array(v) for m, v in wrong.items()},

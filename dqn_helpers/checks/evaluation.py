@@ -27,7 +27,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from dqn_helpers.checks import StepBudget
+from dqn_helpers.checks import StepBudget, call_answer
 from dqn_helpers.envs import STATE_SHAPE
 
 __all__ = [
@@ -46,18 +46,6 @@ __all__ = [
 BRICK_POINTS = (1, 4, 7)  # Breakout's bricks: 1 point (low rows), 4 (middle), 7 (top)
 LIVES = 5
 _Q_SCALE, _Q_OFFSET = 0.25, -20.0  # the tiny network's Q-values: 0.25 * pixel - 20
-
-
-def _call(answer: Callable, name: str, *args: Any, hints: dict[str, str] | None = None, **kwargs: Any) -> Any:
-    """Run the student's code; if it raises, fail with its error and the likely cause."""
-    try:
-        return answer(*args, **kwargs)
-    except AssertionError:
-        raise
-    except Exception as error:
-        text = f"{type(error).__name__}: {error}"
-        hint = next((hint for key, hint in (hints or {}).items() if key in text), "")
-        raise AssertionError(f"{name} raised {text.strip()}" + (f". {hint}" if hint else "")) from error
 
 
 # --- the evaluation policy ------------------------------------------------------------------------
@@ -93,7 +81,7 @@ def _expected_q(state: np.ndarray, num_actions: int) -> np.ndarray:
 
 def _build_policy(policy_class: Callable, num_actions: int) -> Any:
     network = q_values_network(num_actions)
-    policy = _call(policy_class, f"{getattr(policy_class, '__name__', 'your policy')}(q_network)", network)
+    policy = call_answer(policy_class, f"{getattr(policy_class, '__name__', 'your policy')}(q_network)", network)
     if getattr(policy, "num_actions", None) != num_actions:
         raise AssertionError(
             f"policy.num_actions must be the number of the network's outputs, {num_actions} here, got "
@@ -133,7 +121,7 @@ def check_policy_q_values(policy_class: Callable, *, num_actions: int = 4, seed:
     for _ in range(3):
         state = _state_with_q(rng.permutation(np.arange(40, 40 + 30 * num_actions, 30))[:num_actions], rng)
         given = state.copy()
-        q_values = _call(policy.q_values, "q_values(state)", given, hints=_BATCH_HINTS)
+        q_values = call_answer(policy.q_values, "q_values(state)", given, hints=_BATCH_HINTS)
         if not np.array_equal(given, state):
             raise AssertionError(
                 "q_values changed the state passed to it: leave it as it is (it is the agent's observation)"
@@ -167,7 +155,7 @@ def check_policy_q_values(policy_class: Callable, *, num_actions: int = 4, seed:
 
 
 def _act(policy: Any, state: np.ndarray, rng: np.random.Generator, epsilon: float) -> int:
-    action = _call(policy, f"policy(state, rng, epsilon={epsilon:g})", state, rng, epsilon, hints=_BATCH_HINTS)
+    action = call_answer(policy, f"policy(state, rng, epsilon={epsilon:g})", state, rng, epsilon, hints=_BATCH_HINTS)
     if isinstance(action, np.ndarray) and action.size > 1:
         raise AssertionError(
             f"the policy must return one action (an int), got an array of shape {action.shape}: is the argmax over "
@@ -392,7 +380,7 @@ class _Recorder:
 def _run_evaluation(
     evaluate_agent: Callable, env: gym.Env, policy: Any, episodes: int, epsilon: float, seed: int
 ) -> np.ndarray:
-    scores = _call(
+    scores = call_answer(
         evaluate_agent,
         "evaluate_agent",
         env,
@@ -704,7 +692,7 @@ def _write_and_read(
         path = Path(folder) / "not_yet_made" / name
         arguments = ", ".join(f"{key}={value}" for key, value in kwargs.items())
         with _catch_logged_warnings() as logged:
-            count = _call(
+            count = call_answer(
                 write_video,
                 f"write_video(frames, path, {arguments}) with {shape}",
                 iter([f.copy() for f in frames]),

@@ -83,7 +83,7 @@ def _reference_frame(
     return cv2.resize(gray, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
-def _close(answer: np.ndarray, expected: np.ndarray) -> bool:
+def _same_picture(answer: np.ndarray, expected: np.ndarray) -> bool:
     """Same shape, and the same gray levels up to rounding."""
     if answer.shape != expected.shape:
         return False
@@ -211,7 +211,7 @@ def _diagnose_geometry(
 ) -> str | None:
     """Why ``output`` is not the right frame for these arguments, or None if it is."""
     expected = _reference_frame(frame, size, top, bottom)
-    if _close(output, expected):
+    if _same_picture(output, expected):
         return None
     height, width = size
     if output.shape == (width, height) and height != width:
@@ -228,22 +228,22 @@ def _diagnose_geometry(
         return f"{call} should return shape {expected.shape}, got {output.shape}{hint}"
     gray = np.round(frame @ np.array(LUMA_WEIGHTS)).astype(np.uint8)
     transposed = cv2.resize(np.ascontiguousarray(gray[top:bottom, :].T), (width, height), interpolation=cv2.INTER_AREA)
-    if _close(output, transposed):
+    if _same_picture(output, transposed):
         return (
             f"{call} returns the picture transposed (rows and columns swapped, as if mirrored along the diagonal): "
             "an image array is indexed [row, column], i.e. [y, x], and cv2.resize wants (width, height)"
         )
-    if _close(output, expected[::-1]) or _close(output, expected[:, ::-1]):
+    if _same_picture(output, expected[::-1]) or _same_picture(output, expected[:, ::-1]):
         return f"{call} returns the picture flipped upside down or mirrored: keep the rows and columns in their order"
     if top != 0 or bottom is not None:
-        if _close(output, _reference_frame(frame, size)):
+        if _same_picture(output, _reference_frame(frame, size)):
             return (
                 f"{call} ignores `top` and `bottom`: it should keep only rows top:bottom of the screen before resizing"
             )
         columns_cut = cv2.resize(
             np.ascontiguousarray(gray[:, top:bottom]), (width, height), interpolation=cv2.INTER_AREA
         )
-        if _close(output, columns_cut):
+        if _same_picture(output, columns_cut):
             return (
                 f"{call} cuts columns, not rows: the first axis of an image array is the rows (y), so the crop is "
                 "gray[top:bottom, :]"

@@ -7,12 +7,11 @@ out by hand, and raises ``AssertionError`` with a message that names the mistake
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from dqn_helpers.checks import StepBudget
+from dqn_helpers.checks import StepBudget, as_numbers, call_answer
 
 __all__ = [
     "check_epsilon_greedy_explores",
@@ -44,22 +43,6 @@ _HINTS = {
 }
 
 
-def _call(answer: Callable, name: str, *args: Any, **kwargs: Any) -> Any:
-    """Run the student's function; if it raises, fail with its error and the likely cause."""
-    try:
-        return answer(*args, **kwargs)
-    except Exception as error:  # the student's code failed: say which function, what it said, and why
-        hint = next((text for key, text in _HINTS.items() if key in str(error)), "")
-        raise AssertionError(f"{name} raised {type(error).__name__}: {error}. {hint}".rstrip()) from error
-
-
-def _as_array(value: Any, name: str) -> np.ndarray:
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise AssertionError(f"{name} must return numbers (a NumPy array), got {type(value).__name__}") from error
-
-
 def check_td_targets_values(td_targets: Callable) -> None:
     """Check TD targets on a batch worked out by hand, with no terminal step.
 
@@ -67,7 +50,9 @@ def check_td_targets_values(td_targets: Callable) -> None:
         AssertionError: Naming a wrong shape (a broadcast), a max over the batch
             axis, a missing or squared discount, or other wrong values.
     """
-    targets = _as_array(_call(td_targets, "td_targets", _REWARDS, np.zeros(3), _NEXT_Q, _GAMMA), "td_targets")
+    targets = as_numbers(
+        call_answer(td_targets, "td_targets", _REWARDS, np.zeros(3), _NEXT_Q, _GAMMA, hints=_HINTS), "td_targets"
+    )
     if targets.shape == (3, 3):
         raise AssertionError(
             "your targets have shape (3, 3) for a batch of 3: an array of shape (3, 1) was broadcast against one "
@@ -101,7 +86,9 @@ def check_td_targets_terminal(td_targets: Callable) -> None:
     terminated = np.array([0.0, 1.0, 1.0])
     expected = np.array([_EXPECTED[0], _REWARDS[1], _REWARDS[2]])
     for flags in (terminated, terminated.astype(bool)):
-        targets = _as_array(_call(td_targets, "td_targets", _REWARDS, flags, _NEXT_Q, _GAMMA), "td_targets")
+        targets = as_numbers(
+            call_answer(td_targets, "td_targets", _REWARDS, flags, _NEXT_Q, _GAMMA, hints=_HINTS), "td_targets"
+        )
         if targets.shape == (3,) and np.allclose(targets, _EXPECTED):
             raise AssertionError(
                 "your target ignores `terminated`: after the last step of a game there is no next state, "
@@ -122,7 +109,7 @@ def _action_counts(epsilon_greedy: Callable, q_values: np.ndarray, epsilon: floa
     rng = np.random.default_rng(seed)
     counts = np.zeros(len(q_values), dtype=int)
     for _ in range(draws):
-        action = _call(epsilon_greedy, "epsilon_greedy", q_values, epsilon, rng)
+        action = call_answer(epsilon_greedy, "epsilon_greedy", q_values, epsilon, rng)
         if not isinstance(action, (int, np.integer)) or not 0 <= action < len(q_values):
             raise AssertionError(
                 f"epsilon_greedy must return an action index from 0 to {len(q_values) - 1} (an int), got {action!r}"
@@ -195,7 +182,7 @@ def check_huber_loss_values(huber_loss: Callable) -> None:
     errors = np.array([0.5, -0.5, 3.0, -3.0, 0.0])
     # |e| <= 1: 0.5 e^2 -> 0.125; |e| = 3 > 1: 1 * (3 - 0.5) = 2.5.
     expected = np.array([0.125, 0.125, 2.5, 2.5, 0.0])
-    loss = _as_array(_call(huber_loss, "huber_loss", errors), "huber_loss")
+    loss = as_numbers(call_answer(huber_loss, "huber_loss", errors), "huber_loss")
     if loss.shape != errors.shape:
         raise AssertionError(
             f"huber_loss must work elementwise: errors of shape {errors.shape} give losses of shape {errors.shape}, got {loss.shape}"
@@ -215,7 +202,7 @@ def check_huber_loss_values(huber_loss: Callable) -> None:
             f"for errors {errors.tolist()} and delta = 1 the losses are {expected.tolist()}, got {loss.tolist()}"
         )
     # delta = 2: |e| = 3 -> 2 * (3 - 1) = 4; |e| = 0.5 -> 0.125.
-    wide = _as_array(_call(huber_loss, "huber_loss", np.array([0.5, 3.0]), delta=2.0), "huber_loss")
+    wide = as_numbers(call_answer(huber_loss, "huber_loss", np.array([0.5, 3.0]), delta=2.0), "huber_loss")
     if not np.allclose(wide, [0.125, 4.0]):
         raise AssertionError(
             f"with delta = 2 the losses of errors [0.5, 3.0] are [0.125, 4.0], got {wide.tolist()}: use delta, not 1"
@@ -229,7 +216,7 @@ def check_huber_gradient_is_clipped(huber_gradient: Callable) -> None:
         AssertionError: If the gradient is unclipped, a sign, or ignores delta.
     """
     errors = np.array([-3.0, -0.5, 0.0, 0.25, 2.0])
-    gradient = _as_array(_call(huber_gradient, "huber_gradient", errors), "huber_gradient")
+    gradient = as_numbers(call_answer(huber_gradient, "huber_gradient", errors), "huber_gradient")
     if gradient.shape == errors.shape and np.allclose(gradient, errors):
         raise AssertionError("your gradient is the raw error, as for a squared loss: the Huber loss caps it at +-delta")
     if gradient.shape == errors.shape and np.allclose(gradient, np.sign(errors)):
@@ -238,7 +225,7 @@ def check_huber_gradient_is_clipped(huber_gradient: Callable) -> None:
         raise AssertionError(
             f"for errors {errors.tolist()} and delta = 1 the gradient is [-1, -0.5, 0, 0.25, 1], got {gradient.tolist()}"
         )
-    wide = _as_array(_call(huber_gradient, "huber_gradient", np.array([-3.0, 1.5]), delta=2.0), "huber_gradient")
+    wide = as_numbers(call_answer(huber_gradient, "huber_gradient", np.array([-3.0, 1.5]), delta=2.0), "huber_gradient")
     if not np.allclose(wide, [-2.0, 1.5]):
         raise AssertionError(
             f"with delta = 2 the gradient of errors [-3, 1.5] is [-2, 1.5], got {wide.tolist()}: clip to +-delta"
@@ -281,7 +268,7 @@ class _ChainEnv(gym.Env):
 
 
 def _learn(q_learning: Callable, env: gym.Env, episodes: int, gamma: float, seed: int = 0) -> tuple[np.ndarray, list]:
-    result = _call(q_learning, "q_learning", env, episodes, alpha=0.5, gamma=gamma, epsilon=0.1, seed=seed)
+    result = call_answer(q_learning, "q_learning", env, episodes, alpha=0.5, gamma=gamma, epsilon=0.1, seed=seed)
     if not (isinstance(result, tuple) and len(result) == 2):
         raise AssertionError(f"q_learning must return (q_table, returns), got {type(result).__name__}")
     q_table, returns = np.asarray(result[0], dtype=np.float64), list(result[1])

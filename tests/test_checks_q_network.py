@@ -9,7 +9,7 @@ docs/bug_catalogue.md) are marked "a classic mistake".
 import pytest
 
 from dqn_helpers import keras, tf
-from dqn_helpers.checks import learning as checks
+from dqn_helpers.checks import q_network as checks
 from dqn_helpers.learner import huber_loss
 from dqn_helpers.learner import td_targets as reference_td_targets
 from dqn_helpers.networks import nature_cnn

@@ -21,6 +21,9 @@ gamma, next_q_online=None)``, ``copy_network(network)`` and
 ``make_train_step(online_network, target_network, optimizer, gamma, double_dqn)``
 returning a ``tf.function`` ``train_step(states, actions, rewards, next_states,
 terminated) -> loss``.
+
+Notebook 07's checks (:mod:`dqn_helpers.checks.debugging`) reuse this module's tiny
+network, tiny batch and Huber reference.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from dqn_helpers._tensorflow import keras, tf
+from dqn_helpers.checks import ATOL, RTOL, SHAPE_HINTS, as_numbers, call_answer, close, name_the_mistake
 from dqn_helpers.envs import STATE_SHAPE
 from dqn_helpers.networks import CONVOLUTIONS, HIDDEN_UNITS, nature_cnn
 
@@ -50,17 +54,19 @@ __all__ = [
     "check_train_step_leaves_the_target_alone",
     "check_train_step_overfits_one_batch",
     "expected_parameters",
+    "huber",
+    "quiet_tensorflow",
+    "tiny_batch",
     "tiny_q_network",
 ]
 
 NATURE_PARAMETERS = 1_686_180  # Mnih et al. (2015) for Breakout's 4 actions (see dqn_helpers.networks)
 TINY_STATE_SHAPE = (2, 5, 5)  # the checks' own tiny states: 2 frames of 5x5 pixels
 TINY_HIDDEN_UNITS = 32
-RTOL, ATOL = 1e-4, 1e-5  # float32 arithmetic in another order may differ this much
 SGD_LEARNING_RATE = 0.05  # the update check compares one plain gradient step: w - lr * gradient
 
 
-# --- shared helpers ------------------------------------------------------------------------
+# --- hints, and the Huber reference --------------------------------------------------------
 
 
 _HINTS = {
@@ -70,54 +76,12 @@ _HINTS = {
     "move the frames' axis last with layers.Permute((2, 3, 1)) instead.",
     "padding": "Is a string such as 'relu' given as a positional argument? Conv2D(filters, kernel_size, strides, "
     "padding, ...): name the others, activation='relu'.",
-    "Incompatible shapes": "Two arrays of different shapes were combined: keep every per-transition quantity of "
-    "shape (batch,), and take maxima over the actions, axis=1.",
-    "required broadcastable shapes": "Two arrays of different shapes were combined: keep every per-transition "
-    "quantity of shape (batch,), and take maxima over the actions, axis=1.",
-    "could not be broadcast": "Two arrays of different shapes were combined: keep every per-transition quantity "
-    "of shape (batch,), and take maxima over the actions, axis=1.",
+    **SHAPE_HINTS,
 }
 
 
-def _call(answer: Callable, name: str, *args: Any, **kwargs: Any) -> Any:
-    """Run the student's function; if it raises, fail with its error and the likely cause."""
-    try:
-        return answer(*args, **kwargs)
-    except AssertionError:
-        raise
-    except Exception as error:  # the student's code failed: say which function, what it said, and why
-        text = " ".join(str(error).split())
-        if len(text) > 400:
-            text = text[:400] + " ..."
-        hint = next((hint for key, hint in _HINTS.items() if key in str(error)), "")
-        raise AssertionError(f"{name} raised {type(error).__name__}: {text} {hint}".rstrip()) from error
-
-
-def _numbers(value: Any, name: str) -> np.ndarray:
-    """The student's result as a float64 NumPy array, or a failure naming what came back."""
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise AssertionError(
-            f"{name} must return numbers (a tensor or an array), got {type(value).__name__}"
-        ) from error
-
-
-def _name_the_mistake(got: np.ndarray, expected: np.ndarray, wrong: dict[str, np.ndarray], otherwise: str) -> None:
-    """Pass if ``got`` is ``expected``; else raise the message of the known mistake it equals, or ``otherwise``."""
-    if _close(got, expected):
-        return
-    for message, values in wrong.items():
-        if _close(got, values):
-            raise AssertionError(message)
-    raise AssertionError(otherwise)
-
-
-def _close(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and np.allclose(a, b, rtol=RTOL, atol=ATOL)
-
-
-def _huber(errors: np.ndarray, delta: float = 1.0) -> np.ndarray:
+def huber(errors: np.ndarray, delta: float = 1.0) -> np.ndarray:
+    """The Huber loss of each TD error, in NumPy: what the loss checks (here and notebook 07's) compare with."""
     absolute = np.abs(errors)
     return np.where(absolute <= delta, 0.5 * errors**2, delta * (absolute - 0.5 * delta))
 
@@ -152,7 +116,7 @@ def _layer_shapes(input_shape: tuple[int, int, int]) -> list[tuple[int, int, int
 
 def _build(build_q_network: Callable, num_actions: int, input_shape: tuple[int, int, int], name: str) -> keras.Model:
     call = f"{name}({num_actions}, input_shape={input_shape})"
-    model = _call(build_q_network, call, num_actions, input_shape=input_shape)
+    model = call_answer(build_q_network, call, num_actions, input_shape=input_shape, hints=_HINTS)
     if not isinstance(model, keras.Model):
         raise AssertionError(
             f"{call} must return a keras.Model, got {type(model).__name__}: end with keras.Model(states, q_values)"
@@ -353,7 +317,12 @@ def check_q_network_matches_the_paper(
         reference.save_weights(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _call(model.load_weights, "loading the reference network's .weights.h5 file into your network", path)
+            call_answer(
+                model.load_weights,
+                "loading the reference network's .weights.h5 file into your network",
+                path,
+                hints=_HINTS,
+            )
     loaded = model.get_weights()
     if not all(np.array_equal(a, b) for a, b in zip(loaded, weights)):
         raise AssertionError(
@@ -368,10 +337,10 @@ def check_q_network_matches_the_paper(
                 "your network never scales the frames to [0, 1]: the uint8 frames reach the first convolution "
                 "unconverted. Divide by 255 inside the model, layers.Rescaling(1 / 255), which also makes them float32"
             ) from error
-        output = _call(model, "your network", states, training=False)
-    got = _numbers(output, "your network")
+        output = call_answer(model, "your network", states, training=False, hints=_HINTS)
+    got = as_numbers(output, "your network")
     want = reference(states, training=False).numpy()
-    if _close(got, want):
+    if close(got, want):
         return
     variants = {
         "your network never scales the frames to [0, 1]: divide by 255 inside the model, layers.Rescaling(1 / 255), "
@@ -385,7 +354,7 @@ def check_q_network_matches_the_paper(
         },
     }
     for message, variant in variants.items():
-        if _close(got, _nature_forward(weights, states, **variant)):
+        if close(got, _nature_forward(weights, states, **variant)):
             raise AssertionError(message)
     raise AssertionError(
         f"with the reference network's weights loaded, your network's Q-values differ from the reference's: "
@@ -417,7 +386,9 @@ def tiny_q_network(num_actions: int, seed: int, input_shape: tuple[int, ...] = T
     return model
 
 
-class _Batch(NamedTuple):
+class TinyBatch(NamedTuple):
+    """A batch of transitions for :func:`tiny_q_network`, as NumPy arrays (the order of ``train_step``'s arguments)."""
+
     states: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
@@ -425,13 +396,13 @@ class _Batch(NamedTuple):
     terminated: np.ndarray
 
 
-def _tiny_batch(batch_size: int, num_actions: int, seed: int) -> _Batch:
+def tiny_batch(batch_size: int, num_actions: int, seed: int) -> TinyBatch:
     """A batch with every action, rewards from -3 to 3 and about a third of the transitions terminal (at least one)."""
     rng = np.random.default_rng(seed + 1000)
     terminated = (rng.random(batch_size) < 0.35).astype(np.float32)
     terminated[1] = 1.0
     terminated[0] = 0.0
-    return _Batch(
+    return TinyBatch(
         states=rng.integers(0, 256, (batch_size, *TINY_STATE_SHAPE), dtype=np.uint8),
         actions=(np.arange(batch_size) + rng.integers(num_actions)) % num_actions,
         rewards=rng.uniform(-3.0, 3.0, batch_size).astype(np.float32),
@@ -440,7 +411,7 @@ def _tiny_batch(batch_size: int, num_actions: int, seed: int) -> _Batch:
     )
 
 
-def _as_tensors(batch: _Batch) -> tuple[tf.Tensor, ...]:
+def _as_tensors(batch: TinyBatch) -> tuple[tf.Tensor, ...]:
     dtypes = (tf.uint8, tf.int64, tf.float32, tf.uint8, tf.float32)
     return tuple(tf.constant(value, dtype) for value, dtype in zip(batch, dtypes))
 
@@ -480,8 +451,14 @@ def check_q_of_actions(q_of_actions: Callable, seed: int | None = None) -> None:
             if q_values is _Q
             else f"a random batch of {len(actions)}"
         )
-        got = _numbers(
-            _call(q_of_actions, "q_of_actions", tf.constant(q_values, tf.float32), tf.constant(actions, tf.int64)),
+        got = as_numbers(
+            call_answer(
+                q_of_actions,
+                "q_of_actions",
+                tf.constant(q_values, tf.float32),
+                tf.constant(actions, tf.int64),
+                hints=_HINTS,
+            ),
             "q_of_actions",
         )
         batch = len(actions)
@@ -549,7 +526,25 @@ def _call_targets(td_targets: Callable, rewards, terminated, next_q_target, gamm
     ]
     if next_q_online is not None:
         arguments.append(tf.constant(next_q_online, tf.float32))
-    return _numbers(_call(td_targets, "td_targets", *arguments), "td_targets")
+    return as_numbers(call_answer(td_targets, "td_targets", *arguments, hints=_HINTS), "td_targets")
+
+
+def _check_random_batch(td_targets: Callable, seed: int, *, double_dqn: bool) -> None:
+    """Check the targets of a random batch: 2-39 transitions, 2-18 actions, about 30% of them terminal."""
+    rng = np.random.default_rng(seed)
+    batch, actions = int(rng.integers(2, 40)), int(rng.integers(2, 19))
+    case = (
+        rng.normal(size=batch),
+        (rng.random(batch) < 0.3).astype(float),
+        rng.normal(size=(batch, actions)),
+        float(rng.uniform(0.8, 1.0)),
+        *([rng.normal(size=(batch, actions))] if double_dqn else []),
+    )
+    targets = _call_targets(td_targets, *case)
+    _check_target_shape(targets, batch)
+    if not close(targets, _targets(*case)):
+        kind = "Double DQN targets" if double_dqn else "targets"
+        raise AssertionError(f"on a random batch of {batch} transitions with {actions} actions your {kind} are wrong")
 
 
 def _check_target_shape(targets: np.ndarray, batch: int) -> None:
@@ -586,7 +581,7 @@ def check_td_targets(td_targets: Callable, seed: int | None = None) -> None:
             _REWARDS, _TERMINATED, _NEXT_Q_TARGET, 1.0
         ),
     }
-    _name_the_mistake(
+    name_the_mistake(
         targets,
         expected,
         wrong,
@@ -594,20 +589,7 @@ def check_td_targets(td_targets: Callable, seed: int | None = None) -> None:
         f"{_NEXT_Q_TARGET.tolist()} and gamma = {_GAMMA}, the targets are {expected.tolist()}, got {targets.tolist()}",
     )
     if seed is not None:
-        rng = np.random.default_rng(seed)
-        batch, actions = int(rng.integers(2, 40)), int(rng.integers(2, 19))
-        case = (
-            rng.normal(size=batch),
-            (rng.random(batch) < 0.3).astype(float),
-            rng.normal(size=(batch, actions)),
-            float(rng.uniform(0.8, 1.0)),
-        )
-        targets = _call_targets(td_targets, *case)
-        _check_target_shape(targets, batch)
-        if not _close(targets, _targets(*case)):
-            raise AssertionError(
-                f"on a random batch of {batch} transitions with {actions} actions your targets are wrong"
-            )
+        _check_random_batch(td_targets, seed, double_dqn=False)
 
 
 def check_td_targets_double_dqn(td_targets: Callable, seed: int | None = None) -> None:
@@ -635,7 +617,7 @@ def check_td_targets_double_dqn(td_targets: Callable, seed: int | None = None) -
         "your argmax runs over the batch (axis 0) instead of each row's actions (axis 1)": _REWARDS
         + _GAMMA * _NEXT_Q_TARGET[rows, _NEXT_Q_ONLINE.argmax(axis=0)],
     }
-    _name_the_mistake(
+    name_the_mistake(
         targets,
         expected,
         wrong,
@@ -644,26 +626,12 @@ def check_td_targets_double_dqn(td_targets: Callable, seed: int | None = None) -
         f"targets are {expected.tolist()}, got {targets.tolist()}",
     )
     with_terminal = _call_targets(td_targets, _REWARDS, _TERMINATED, _NEXT_Q_TARGET, _GAMMA, _NEXT_Q_ONLINE)
-    if not _close(with_terminal, _targets(_REWARDS, _TERMINATED, _NEXT_Q_TARGET, _GAMMA, _NEXT_Q_ONLINE)):
+    if not close(with_terminal, _targets(_REWARDS, _TERMINATED, _NEXT_Q_TARGET, _GAMMA, _NEXT_Q_ONLINE)):
         raise AssertionError(
             "your Double DQN target ignores `terminated`: a terminal transition's target is its reward alone"
         )
     if seed is not None:
-        rng = np.random.default_rng(seed)
-        batch, actions = int(rng.integers(2, 40)), int(rng.integers(2, 19))
-        case = (
-            rng.normal(size=batch),
-            (rng.random(batch) < 0.3).astype(float),
-            rng.normal(size=(batch, actions)),
-            float(rng.uniform(0.8, 1.0)),
-            rng.normal(size=(batch, actions)),
-        )
-        targets = _call_targets(td_targets, *case)
-        _check_target_shape(targets, batch)
-        if not _close(targets, _targets(*case)):
-            raise AssertionError(
-                f"on a random batch of {batch} transitions with {actions} actions your Double DQN targets are wrong"
-            )
+        _check_random_batch(td_targets, seed, double_dqn=True)
 
 
 # --- copy_network --------------------------------------------------------------------------
@@ -679,7 +647,7 @@ def check_copy_network(copy_network: Callable, num_actions: int = 3, seed: int =
     """
     network = tiny_q_network(num_actions, seed)
     before = network.get_weights()
-    copy = _call(copy_network, "copy_network", network)
+    copy = call_answer(copy_network, "copy_network", network, hints=_HINTS)
     if copy is network:
         raise AssertionError(
             "your target network is the online network itself (assigned, not copied): every update of the online "
@@ -710,7 +678,7 @@ def check_copy_network(copy_network: Callable, num_actions: int = 3, seed: int =
     expected = network(states).numpy()
     for variable in network.weights:
         variable.assign(variable + 1.0)
-    if not _close(_numbers(copy(states), "the copy"), expected):
+    if not close(as_numbers(copy(states), "the copy"), expected):
         raise AssertionError(
             "after the online network's weights changed, your copy's Q-values changed too: it must hold its own weights"
         )
@@ -722,7 +690,7 @@ def check_copy_network(copy_network: Callable, num_actions: int = 3, seed: int =
 class _Setup(NamedTuple):
     online: keras.Model
     target: keras.Model
-    batch: _Batch
+    batch: TinyBatch
     gamma: float
 
 
@@ -730,13 +698,13 @@ def _setup(num_actions: int, batch_size: int, seed: int, gamma: float = 0.9) -> 
     return _Setup(
         tiny_q_network(num_actions, seed),
         tiny_q_network(num_actions, seed + 1),
-        _tiny_batch(batch_size, num_actions, seed),
+        tiny_batch(batch_size, num_actions, seed),
         gamma,
     )
 
 
 def _make_step(make_train_step: Callable, setup: _Setup, optimizer, double_dqn: bool) -> Callable:
-    step = _call(
+    step = call_answer(
         make_train_step,
         "make_train_step",
         setup.online,
@@ -744,6 +712,7 @@ def _make_step(make_train_step: Callable, setup: _Setup, optimizer, double_dqn: 
         optimizer,
         gamma=setup.gamma,
         double_dqn=double_dqn,
+        hints=_HINTS,
     )
     if not callable(step):
         raise AssertionError(f"make_train_step must return the train_step function, got {type(step).__name__}")
@@ -760,7 +729,7 @@ def _make_step(make_train_step: Callable, setup: _Setup, optimizer, double_dqn: 
 
 
 @contextlib.contextmanager
-def _quiet_tensorflow() -> Iterator[None]:
+def quiet_tensorflow() -> Iterator[None]:
     """Keep TensorFlow's Python warnings (retracing, AutoGraph) off stderr while a check runs the student's step."""
     logger = tf.get_logger()
     level = logger.level
@@ -771,14 +740,14 @@ def _quiet_tensorflow() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _run_step(step: Callable, batch: _Batch) -> float:
-    with _quiet_tensorflow():
-        loss = _call(step, "train_step", *_as_tensors(batch))
+def _run_step(step: Callable, batch: TinyBatch) -> float:
+    with quiet_tensorflow():
+        loss = call_answer(step, "train_step", *_as_tensors(batch), hints=_HINTS)
     if isinstance(loss, (tuple, list)):
         raise AssertionError(
             f"train_step must return the loss alone, a scalar; it returned a {type(loss).__name__} of {len(loss)} values"
         )
-    value = _numbers(loss, "train_step")
+    value = as_numbers(loss, "train_step")
     if value.shape != ():
         raise AssertionError(
             f"train_step must return the loss as one number (the mean over the batch), got shape {value.shape}: "
@@ -799,7 +768,7 @@ def _candidate_losses(setup: _Setup, double_dqn: bool) -> tuple[float, dict[str,
     targets = _targets(batch.rewards, batch.terminated, next_target, gamma, choose)
 
     def mean_huber(errors):
-        return float(np.mean(_huber(errors)))
+        return float(np.mean(huber(errors)))
 
     wrong = {
         "your targets come from the online network: bootstrap from target_network, the frozen copy, "
@@ -823,7 +792,7 @@ def _candidate_losses(setup: _Setup, double_dqn: bool) -> tuple[float, dict[str,
             np.mean(0.5 * (targets - q_taken) ** 2)
         ),
         "your loss is the sum over the batch: take the mean, tf.reduce_mean, so that the step size does not grow "
-        "with the batch size": float(np.sum(_huber(targets - q_taken))),
+        "with the batch size": float(np.sum(huber(targets - q_taken))),
     }
     if double_dqn:
         wrong = {
