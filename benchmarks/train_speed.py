@@ -238,7 +238,7 @@ def timed(method: Callable, seconds: list[tuple[float, float]], calls: deque[tup
     return wrapper
 
 
-def run_ours(steps: int, warmup: int, epsilon: float, num_envs: int) -> dict[str, Any]:
+def run_ours(steps: int, warmup: int, epsilon: float, num_envs: int, precision: str) -> dict[str, Any]:
     """Time the course's trainer (``train``'s loop: vector games, batched actions, the learner)."""
     from dqn_helpers.learner import DQNLearner
     from dqn_helpers.policies import QPolicy
@@ -260,6 +260,7 @@ def run_ours(steps: int, warmup: int, epsilon: float, num_envs: int) -> dict[str
         epsilon_start=epsilon,
         epsilon_end=epsilon,
         checkpoint_interval=10**9,
+        precision=precision,
     )
     with tempfile.TemporaryDirectory() as run_dir:
         train(config, run_dir, progress=False)
@@ -318,7 +319,7 @@ def notebook_05_loop() -> dict[str, Any]:
     return namespace
 
 
-def run_student(steps: int, warmup: int, epsilon: float) -> dict[str, Any]:
+def run_student(steps: int, warmup: int, epsilon: float, precision: str) -> dict[str, Any]:
     """Notebook 05's own loop (the solution of its exercise), with the parts notebook 05 gives it."""
     from dqn_helpers.envs import make_env
     from dqn_helpers.learner import DQNLearner
@@ -340,6 +341,7 @@ def run_student(steps: int, warmup: int, epsilon: float) -> dict[str, Any]:
         batch_size=BATCH_SIZE,
         epsilon_start=epsilon,
         epsilon_end=epsilon,
+        precision=precision,
     )
     env = make_env(config.game, training=True)
     learner = DQNLearner(int(env.action_space.n), precision=config.precision)
@@ -505,6 +507,12 @@ def main() -> None:
         "--epsilon", type=float, default=0.05, help="fixed exploration rate (0.05: most actions greedy)"
     )
     parser.add_argument("--num-envs", type=int, default=DQNConfig().num_envs, help="games played at once (ours)")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "float32", "bfloat16"],
+        default=DQNConfig().precision,
+        help="compute precision of the learner (ours, student); default: DQNConfig's",
+    )
     args = parser.parse_args()
     if args.impl == "updates":
         if args.update_path:
@@ -540,13 +548,15 @@ def main() -> None:
                 str(args.epsilon),
                 "--num-envs",
                 str(args.num_envs),
+                "--precision",
+                args.precision,
             ]
             subprocess.run(command, check=True)
         return
     if args.impl == "ours":
-        result = run_ours(args.steps, args.warmup, args.epsilon, args.num_envs)
+        result = run_ours(args.steps, args.warmup, args.epsilon, args.num_envs, args.precision)
     elif args.impl == "student":
-        result = run_student(args.steps, args.warmup, args.epsilon)
+        result = run_student(args.steps, args.warmup, args.epsilon, args.precision)
     else:
         result = run_naive(args.steps, args.warmup, args.epsilon)
     print(json.dumps(result), flush=True)
