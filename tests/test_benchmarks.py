@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from dqn_helpers.learner import resolve_precision
 from dqn_helpers.training import DQNConfig
 from tests.conftest import REPO, SANDBOX
 
@@ -90,7 +91,8 @@ def test_train_speed_times_the_students_loop():
     """Notebook 05's own train_loop, read from the solution notebook, runs and is timed against its ceiling."""
     (result,) = run_script("train_speed.py", "--impl", "student", "--steps", "64", "--warmup", "64")
     assert result["impl"] == "student" and result["num_envs"] == 1
-    assert result["precision"] == "float32" and result["xla"] is True
+    precision = resolve_precision("auto")  # the default: bfloat16 where this CPU has it natively
+    assert result["precision"] == precision and result["xla"] is (precision == "float32")
     for field in ("steps_per_s", "update_ms", "ceiling_steps_per_s", "act_ms"):
         assert result[field] > 0, field
     assert result["fraction_of_ceiling"] == pytest.approx(
@@ -109,4 +111,5 @@ def test_train_speed_times_update_paths_each_in_its_own_process():
     assert lines[0]["jit_compile"] is False and lines[1]["environment"] == {"TF_ENABLE_ONEDNN_OPTS": "0"}
     assert all(line["median_ms"] > 0 and len(line["rounds_ms"]) == 1 for line in lines)
     assert summary["fastest"] == min(lines, key=lambda line: line["median_ms"])["path"]
-    assert summary["default_path"] == "float32_xla" and "default_ms" not in summary  # not among the paths timed
+    default = "float32_xla" if resolve_precision("auto") == "float32" else "bfloat16_graph"
+    assert summary["default_path"] == default and "default_ms" not in summary  # not among the paths timed

@@ -19,7 +19,7 @@ import pytest
 import dqn_helpers
 from dqn_helpers.__main__ import build_parser, main
 from dqn_helpers.evaluation import evaluate
-from dqn_helpers.learner import DQNLearner
+from dqn_helpers.learner import DQNLearner, resolve_precision
 from dqn_helpers.networks import load_q_network, nature_cnn
 from dqn_helpers.policies import RandomPolicy
 from dqn_helpers.training import FIXED_CHOICES, DQNConfig
@@ -293,7 +293,7 @@ def test_train_tiny_run(tmp_path, capsys):
         "double_dqn": True,
     }
     assert config == {**dataclasses.asdict(DQNConfig()), **given, "fixed": FIXED_CHOICES, "compute": config["compute"]}
-    assert config["compute"]["precision"] == "float32"
+    assert config["compute"]["precision"] == resolve_precision("auto")
     assert (run_dir / "q_network.weights.h5").is_file()
     # Updates at 32, 36, ..., 96 are logged at 32, 64 and 96.
     assert [line.split(",")[0] for line in (run_dir / "losses.csv").read_text().splitlines()[1:]] == ["32", "64", "96"]

@@ -22,7 +22,7 @@ import pytest
 import dqn_helpers.envs as envs
 import dqn_helpers.training as training
 from dqn_helpers.envs import make_env  # the real one, imported before any test patches envs.make_env
-from dqn_helpers.learner import DQNLearner, cpu_has_native_bfloat16
+from dqn_helpers.learner import DQNLearner, cpu_has_native_bfloat16, resolve_precision
 from dqn_helpers.networks import load_q_network
 from dqn_helpers.schedules import linear_schedule
 from dqn_helpers.training import DQNConfig, TrainSummary, train
@@ -471,7 +471,8 @@ def test_run_folder_contents(base_run):
 def test_config_json_holds_the_settings(base_run):
     """config.json is the run's DQNConfig, with the fixed choices and the compute path of this machine beside it."""
     _, run_dir, _ = base_run
-    compute = {"precision": "float32", "xla": True, "cpu_native_bfloat16": cpu_has_native_bfloat16()}
+    precision = resolve_precision(TINY.precision)
+    compute = {"precision": precision, "xla": precision == "float32", "cpu_native_bfloat16": cpu_has_native_bfloat16()}
     record = json.loads((run_dir / "config.json").read_text())
     assert record == {**dataclasses.asdict(TINY), "fixed": training.FIXED_CHOICES, "compute": compute}
 

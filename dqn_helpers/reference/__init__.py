@@ -12,8 +12,8 @@ The files beside this module were written by ``make ship`` from the run that
   standard protocol (full games, up to 30 random no-ops, epsilon 0.05).
 
 And a second, short record: notebook 05 run in full, as a student runs it (its own
-one-game loop, the ``short`` preset, 60,000 agent steps), on this project's 2-core
-machine: ``short_run.csv`` (its ``episodes.csv``), ``short_run.png`` (against agent
+one-game loop, the ``short`` preset, 160,000 agent steps, bfloat16), on this project's
+2-core machine: ``short_run.csv`` (its ``episodes.csv``), ``short_run.png`` (against agent
 steps and minutes) and ``short_run_config.json`` (its settings). Notebook 05 draws a
 student's curve against it.
 
