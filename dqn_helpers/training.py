@@ -234,8 +234,8 @@ PRESETS: dict[str, dict[str, tuple[Any, str]]] = {
         ),
         "epsilon_decay_steps": (
             25_000,
-            "random play falls to its floor in the first 40% of the run, so most of the "
-            "run's games are played by the network",
+            "random play falls to its floor in the first sixth of the run (25,000 of 160,000 agent steps), "
+            "so most of the run's games are played by the network",
         ),
         "target_update_interval": (
             1_000,
