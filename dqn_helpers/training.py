@@ -214,8 +214,9 @@ PRESETS: dict[str, dict[str, tuple[Any, str]]] = {
     "short": {
         "total_steps": (
             160_000,
-            "about 17 minutes of the one-game loop on a 2-core CPU with native bfloat16 (166 agent steps/s, "
-            "benchmarks/train_speed.py --impl student); about three times as long on one without it",
+            "17 to 18 minutes of notebook 05's one-game loop on a 2-core CPU with native bfloat16 (three "
+            "full runs; 166 agent steps/s in benchmarks/train_speed.py --impl student); 3.6 times slower on "
+            "an AVX2 CPU without it",
         ),
         "n_step": (
             3,
