@@ -12,7 +12,7 @@ ASSIGNMENTS := $(notdir $(patsubst %/,%,$(dir $(wildcard solutions/*/*.ipynb))))
 # nbgrader runs `alembic` as a program: the environment's bin/ must be on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test test-fast lint browser sandbox lab release grade demo bench reference ship clean
+.PHONY: test test-fast lint browser sandbox lab release grade backup-grades erase-grades demo bench reference ship clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,14 +63,23 @@ sandbox:
 lab: $(INSTALLED)
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-## release: regenerate notebooks/ from solutions/ (never edit notebooks/ by hand)
+## release: regenerate notebooks/ from solutions/ (never edit notebooks/ by hand); the gradebook keeps every grade
+# nbgrader updates the assignments in gradebook.db in place, and refuses (saying why) to add or
+# remove a graded cell of a notebook that has submissions.
 release: $(INSTALLED)
 	$(foreach assignment,$(ASSIGNMENTS),$(BIN)/nbgrader generate_assignment $(assignment) --force &&) true
-	rm -f gradebook.db
 
 ## grade: autograde every submission in submitted/ (GRADE_ARGS="--jobs 4"); scores in grading/grades.csv
 grade: $(INSTALLED) sandbox
 	$(BIN)/python -m dqn_helpers grade $(GRADE_ARGS)
+
+## backup-grades: zip gradebook.db, submitted/, autograded/, feedback/ and grading/ into backups/grades-<time>.zip
+backup-grades: $(INSTALLED)
+	$(BIN)/python -m dqn_helpers backup-grades
+
+## erase-grades: the one command that deletes grades and hand-ins, after writing and checking the backup above
+erase-grades: $(INSTALLED)
+	$(BIN)/python -m dqn_helpers erase-grades
 
 ## demo: the reference agent plays a game of Breakout, recorded to videos/demo.mp4
 demo: $(INSTALLED)
@@ -95,5 +104,6 @@ ship: $(INSTALLED)
 		--output dqn_helpers/reference/evaluation.json
 	$(BIN)/python -m dqn_helpers record --weights reference --max-episode-frames 2400 --output docs/reference_breakout.gif
 
+## clean: remove the environment and the tests' screenshots; grades, hand-ins and backups stay (see erase-grades)
 clean:
-	rm -rf $(VENV) gradebook.db submitted autograded feedback grading tests/artifacts
+	rm -rf $(VENV) tests/artifacts

@@ -170,6 +170,25 @@ def _grade(args: argparse.Namespace) -> None:
     print(f"Scores per test cell: {output}")
 
 
+def _backup_grades(args: argparse.Namespace) -> None:
+    from dqn_helpers.instructor.records import backup_records
+
+    print(f"Backed up the grades and hand-ins to {backup_records(args.course)}")
+
+
+def _erase_grades(args: argparse.Namespace) -> None:
+    from dqn_helpers.instructor.records import erase_records
+
+    try:
+        archive, erased = erase_records(args.course)
+    except RuntimeError as error:  # the backup did not read back: nothing was deleted
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from error
+    print(
+        f"Backed up to {archive}, then deleted {', '.join(erased)} (unzip the backup in the course folder to restore)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m dqn_helpers``."""
     from dqn_helpers.evaluation import EVAL_EPSILON, EVAL_MAX_EPISODE_FRAMES
@@ -245,6 +264,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the students' kernels unsandboxed, with your permissions (only where bubblewrap cannot run; grades.csv says so)",
     )
     grade_parser.set_defaults(run=_grade)
+    for name, help_text, run in (
+        (
+            "backup-grades",
+            "zip the gradebook, submitted/, autograded/, feedback/ and grading/ into backups/",
+            _backup_grades,
+        ),
+        (
+            "erase-grades",
+            "back them up as backup-grades does, then delete them (the only command that does)",
+            _erase_grades,
+        ),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--course", type=Path, default=Path("."), help="the course folder (nbgrader_config.py)")
+        sub.set_defaults(run=run)
     evaluate_parser, record_parser = commands.choices["evaluate"], commands.choices["record"]
     evaluate_parser.add_argument("--episodes", type=int, default=30, help="full games to play")
     evaluate_parser.add_argument("--output", type=Path, help="also write the JSON report here")

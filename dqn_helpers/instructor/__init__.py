@@ -6,6 +6,8 @@
   class autograded with nbgrader;
 - :mod:`~dqn_helpers.instructor.sandbox` and :mod:`~dqn_helpers.instructor.tampering`:
   every graded kernel in bubblewrap, and test cells that tampering cannot turn.
+- :mod:`~dqn_helpers.instructor.records`: ``python -m dqn_helpers backup-grades`` and
+  ``erase-grades``, the one command that deletes a class's grades, after a backup.
 
 Students never import this package: what the notebooks load (``dqn_helpers`` and
 its ``blanks`` extension) needs only the runtime dependencies. These tools need
