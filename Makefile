@@ -12,7 +12,7 @@ ASSIGNMENTS := $(notdir $(patsubst %/,%,$(dir $(wildcard solutions/*/*.ipynb))))
 # nbgrader runs `alembic` as a program: the environment's bin/ must be on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test test-fast lint browser sandbox lab release grade backup-grades erase-grades demo bench reference ship clean
+.PHONY: test test-fast lint browser sandbox lab release student-release grade backup-grades erase-grades demo bench reference ship clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ lab: $(INSTALLED)
 # remove a graded cell of a notebook that has submissions.
 release: $(INSTALLED)
 	$(foreach assignment,$(ASSIGNMENTS),$(BIN)/nbgrader generate_assignment $(assignment) --force &&) true
+
+## student-release: what students receive, without solutions or instructor tools: dist/dqn-course-student/ and its .zip
+student-release: $(INSTALLED)
+	$(BIN)/python -m dqn_helpers.instructor.distribution --output dist
 
 ## grade: autograde every submission in submitted/ (GRADE_ARGS="--jobs 4"); scores in grading/grades.csv
 grade: $(INSTALLED) sandbox

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -189,6 +190,43 @@ def _erase_grades(args: argparse.Namespace) -> None:
     )
 
 
+def _add_instructor_commands(commands: argparse._SubParsersAction) -> None:
+    """The instructor's commands: grading a class, and backing up or erasing its grades."""
+    grade_parser = commands.add_parser(
+        "grade", help="autograde every submission in submitted/ with nbgrader and write grading/grades.csv"
+    )
+    grade_parser.add_argument("--course", type=Path, default=Path("."), help="the course folder (nbgrader_config.py)")
+    grade_parser.add_argument("--jobs", type=int, default=1, help="submissions graded at once (one kernel each)")
+    grade_parser.add_argument("--cell-timeout", type=int, help="seconds a cell may run (default: nbgrader_config.py's)")
+    grade_parser.add_argument(
+        "--memory-limit-gb", type=float, default=8.0, help="memory per kernel in GB (0: no limit)"
+    )
+    grade_parser.add_argument("--submission-timeout", type=float, default=1800.0, help="seconds per submission in all")
+    grade_parser.add_argument("--force", action="store_true", help="grade again what an earlier run graded")
+    grade_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade_parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run the students' kernels unsandboxed, with your permissions (only where bubblewrap cannot run; grades.csv says so)",
+    )
+    grade_parser.set_defaults(run=_grade)
+    for name, help_text, run in (
+        (
+            "backup-grades",
+            "zip the gradebook, submitted/, autograded/, feedback/ and grading/ into backups/",
+            _backup_grades,
+        ),
+        (
+            "erase-grades",
+            "back them up as backup-grades does, then delete them (the only command that does)",
+            _erase_grades,
+        ),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--course", type=Path, default=Path("."), help="the course folder (nbgrader_config.py)")
+        sub.set_defaults(run=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m dqn_helpers``."""
     from dqn_helpers.evaluation import EVAL_EPSILON, EVAL_MAX_EPISODE_FRAMES
@@ -246,39 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--max-episode-frames", type=int, default=EVAL_MAX_EPISODE_FRAMES, help="emulator frames per game at most"
         )
         sub.set_defaults(run=run)
-    grade_parser = commands.add_parser(
-        "grade", help="autograde every submission in submitted/ with nbgrader and write grading/grades.csv"
-    )
-    grade_parser.add_argument("--course", type=Path, default=Path("."), help="the course folder (nbgrader_config.py)")
-    grade_parser.add_argument("--jobs", type=int, default=1, help="submissions graded at once (one kernel each)")
-    grade_parser.add_argument("--cell-timeout", type=int, help="seconds a cell may run (default: nbgrader_config.py's)")
-    grade_parser.add_argument(
-        "--memory-limit-gb", type=float, default=8.0, help="memory per kernel in GB (0: no limit)"
-    )
-    grade_parser.add_argument("--submission-timeout", type=float, default=1800.0, help="seconds per submission in all")
-    grade_parser.add_argument("--force", action="store_true", help="grade again what an earlier run graded")
-    grade_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    grade_parser.add_argument(
-        "--no-sandbox",
-        action="store_true",
-        help="run the students' kernels unsandboxed, with your permissions (only where bubblewrap cannot run; grades.csv says so)",
-    )
-    grade_parser.set_defaults(run=_grade)
-    for name, help_text, run in (
-        (
-            "backup-grades",
-            "zip the gradebook, submitted/, autograded/, feedback/ and grading/ into backups/",
-            _backup_grades,
-        ),
-        (
-            "erase-grades",
-            "back them up as backup-grades does, then delete them (the only command that does)",
-            _erase_grades,
-        ),
-    ):
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--course", type=Path, default=Path("."), help="the course folder (nbgrader_config.py)")
-        sub.set_defaults(run=run)
+    # The student distribution ships the package without dqn_helpers.instructor, and so without these.
+    if importlib.util.find_spec("dqn_helpers.instructor") is not None:
+        _add_instructor_commands(commands)
     evaluate_parser, record_parser = commands.choices["evaluate"], commands.choices["record"]
     evaluate_parser.add_argument("--episodes", type=int, default=30, help="full games to play")
     evaluate_parser.add_argument("--output", type=Path, help="also write the JSON report here")
