@@ -12,7 +12,7 @@ ASSIGNMENTS := $(notdir $(patsubst %/,%,$(dir $(wildcard solutions/*/*.ipynb))))
 # nbgrader runs `alembic` as a program: the environment's bin/ must be on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test test-fast lint browser sandbox lab release student-release grade backup-grades erase-grades demo bench reference ship clean
+.PHONY: test test-fast lint browser sandbox lab release student-release grade feedback backup-grades erase-grades demo bench reference ship clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,10 @@ student-release: $(INSTALLED)
 ## grade: autograde every submission in submitted/ (GRADE_ARGS="--jobs 4"); scores in grading/grades.csv
 grade: $(INSTALLED) sandbox
 	$(BIN)/python -m dqn_helpers grade $(GRADE_ARGS)
+
+## feedback: feedback/<student>/<assignment>/*.html for every graded submission, hidden tests cut out, ready to release
+feedback: $(INSTALLED)
+	$(foreach assignment,$(ASSIGNMENTS),$(if $(wildcard autograded/*/$(assignment)),$(BIN)/nbgrader generate_feedback $(assignment) &&)) true
 
 ## backup-grades: zip gradebook.db, submitted/, autograded/, feedback/ and grading/ into backups/grades-<time>.zip
 backup-grades: $(INSTALLED)

@@ -65,6 +65,14 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+# Feedback shows each test's result and message but not the hidden tests autograde put back:
+# dqn_helpers.instructor.feedback.HideHiddenTests cuts them (and tracebacks quoting them) out.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "dqn_helpers.instructor.feedback.HideHiddenTests",
+]
+
 # Notebook 05 keeps its run in ../runs/my_dqn, where notebook 06 finds the agent: that
 # folder of the student's is writable from the sandbox too.
 c.GuardedExecute.writable_beside = ["../runs"]

@@ -9,6 +9,7 @@ nbval's job: pytest collects ``solutions/`` with ``--nbval-lax``.)
 """
 
 import csv
+import html
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from dqn_helpers.blanks import BLANK, UnfilledBlankError
+from dqn_helpers.instructor.feedback import HIDDEN_NOTE
 from dqn_helpers.instructor.grading import WRITTEN_ANSWER_NOTE
 from dqn_helpers.instructor.release import BUG_MARKER, MARKER
 from tests import cells
@@ -237,3 +239,65 @@ def test_solution_notebooks_follow_the_course_conventions(path):
     opening = cells.source(all_cells[0])
     assert opening.startswith("# ") and "**Time:**" in opening and "You will be able to" in opening
     assert "## Summary" in "".join(cells.source(cell) for cell in all_cells if cell["cell_type"] == "markdown")
+
+
+def _page_text(path: Path) -> str:
+    """The text an HTML page shows: tags (and so the syntax highlighting's spans) removed, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
+
+
+def _hidden_test_lines(solution_path: Path) -> tuple[list[str], int]:
+    """The hidden tests' lines that the release does not show anyway, and the number of hidden regions."""
+    released = (REPO / "notebooks" / solution_path.relative_to(REPO / "solutions")).read_text()
+    regions = [
+        region
+        for cell in _code_cells(solution_path)
+        for region in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cells.source(cell), flags=re.S)
+    ]
+    lines = {line.strip() for region in regions for line in region.splitlines() if len(line.strip()) > 12}
+    return sorted(line for line in lines if json.dumps(line)[1:-1] not in released), len(regions)
+
+
+@pytest.fixture(scope="module")
+def feedback(autograded) -> Path:
+    """The feedback HTML of both graded students, as `make feedback` writes it."""
+    for name in ASSIGNMENTS:
+        _nbgrader(autograded, "generate_feedback", name)
+    return autograded / "feedback"
+
+
+def test_feedback_shows_every_test_and_message_but_no_hidden_test(feedback):
+    """Check each feedback page: every test cell's score and visible lines, the checks' messages, no hidden line."""
+    for student in STUDENTS:
+        for solution_path in SOLUTION_NOTEBOOKS:
+            page = feedback / student / solution_path.parent.name / solution_path.with_suffix(".html").name
+            text = _page_text(page)
+            hidden, regions = _hidden_test_lines(solution_path)
+            assert [line for line in hidden if line in text] == [], f"{page}: hidden tests shown"
+            assert text.count(HIDDEN_NOTE) == regions, page
+            tests = [
+                cell
+                for cell in _code_cells(solution_path)
+                if cells.nbgrader(cell).get("grade") and not cells.nbgrader(cell).get("solution")
+            ]
+            assert text.count("(Top)") >= len(tests), f"{page}: a test cell's score is missing"
+            for cell in tests:
+                visible = re.sub(r"### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS", "", cells.source(cell), flags=re.S)
+                for line in (line.strip() for line in visible.splitlines() if line.strip()):
+                    assert line in text, f"{page}: the visible test line {line!r} is missing"
+    untouched = _page_text(feedback / "untouched" / "01_q_learning" / "01_q_learning.html")
+    assert "UnfilledBlankError: this cell still has ___ blanks" in untouched
+
+
+def test_nbgraders_own_feedback_would_show_the_hidden_tests(autograded, tmp_path):
+    """Check that the test above could fail: nbgrader's default feedback shows the hidden tests."""
+    _nbgrader(
+        autograded,
+        "generate_feedback",
+        "01_q_learning",
+        f"--CourseDirectory.feedback_directory={tmp_path}",
+        '--GenerateFeedback.preprocessors=["nbgrader.preprocessors.GetGrades"]',
+    )
+    text = _page_text(tmp_path / "untouched" / "01_q_learning" / "01_q_learning.html")
+    hidden, _ = _hidden_test_lines(REPO / "solutions" / "01_q_learning" / "01_q_learning.ipynb")
+    assert hidden and all(line in text for line in hidden)
