@@ -93,11 +93,12 @@ erase-grades: $(INSTALLED)
 demo: $(INSTALLED)
 	$(BIN)/python -m dqn_helpers record --weights reference --output videos/demo.mp4
 
-## bench: training speed (ours, notebook 05's loop, the naive tutorial loop; the update along each compute path) and replay memory at 1M transitions, as JSON
+## bench: training speed (ours, notebook 05's loop, the naive tutorial loop; the update along each compute path), replay memory at 1M transitions and a checkpoint's size, as JSON
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/train_speed.py --impl both --steps 4000
 	$(BIN)/python benchmarks/train_speed.py --impl updates
 	$(BIN)/python benchmarks/replay_memory.py --capacity 1000000
+	$(BIN)/python benchmarks/checkpoint_size.py
 
 ## reference: train the reference agent (2.8 hours on 2 cores; resumes from REFERENCE_DIR's checkpoint)
 # The settings are the shipped run's own record: its config.json reproduces it.

@@ -15,6 +15,11 @@ from pathlib import Path
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
 c.CourseDirectory.root = str(Path(__file__).resolve().parent)
+# The course's name in nbgrader's exchange, where release_assignment, fetch_assignment,
+# submit, collect, release_feedback and fetch_feedback meet (README, "Handing out and
+# collecting on a JupyterHub"). The exchange's folder is nbgrader's default,
+# /srv/nbgrader/exchange: set c.Exchange.root here to use another.
+c.CourseDirectory.course_id = "dqn-breakout"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "notebooks"
 # What running a notebook leaves beside it is not course material.

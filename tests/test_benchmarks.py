@@ -113,3 +113,28 @@ def test_train_speed_times_update_paths_each_in_its_own_process():
     assert summary["fastest"] == min(lines, key=lambda line: line["median_ms"])["path"]
     default = "float32_xla" if resolve_precision("auto") == "float32" else "bfloat16_graph"
     assert summary["default_path"] == default and "default_ms" not in summary  # not among the paths timed
+
+
+@pytest.mark.slow
+def test_checkpoint_size_reports_both_ways_and_compression_keeps_everything():
+    """A tiny checkpoint of real Breakout play: both ways measured, the compressed one the smaller."""
+    (result,) = run_script("checkpoint_size.py", "--transitions", "600", "--updates", "2")
+    assert result["source"] == "600 transitions of random Breakout play"
+    for way in ("savez", "savez_compressed"):
+        assert result[way]["megabytes"] > 0 and result[way]["write_s"] > 0 and result[way]["read_s"] > 0, way
+    # Breakout's screens are mostly black: frames compress many times over.
+    assert result["savez"]["replay_megabytes"] > 5 * result["savez_compressed"]["replay_megabytes"]
+    assert result["ratio"] > 1
+
+
+def test_checkpoint_size_refuses_a_folder_that_is_no_checkpoint(tmp_path):
+    """--checkpoint on a folder without learner.npz and replay.npz is a usage error naming them."""
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "checkpoint_size.py"), "--checkpoint", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert completed.returncode == 2
+    assert f"{tmp_path} is not a checkpoint folder: expected learner.npz and replay.npz in it" in completed.stderr

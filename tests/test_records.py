@@ -6,6 +6,7 @@ the real nbgrader, a gradebook holding a submission and a hand grade, and a hand
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -187,3 +188,58 @@ def test_make_clean_keeps_the_gradebook_and_the_hand_ins(graded_course):
     assert not (graded_course / ".venv").exists() and Path(sys.prefix).exists()
     assert _hand_grade(graded_course) == (1.0, "good")
     assert (graded_course / "submitted" / "ada" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()
+
+
+@pytest.mark.notebooks
+def test_changing_an_exercises_points_in_mid_term_keeps_the_grades(graded_course):
+    """Check that new points for a test cell reach the gradebook through `make release`, hand grades kept."""
+    source = graded_course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    notebook = json.loads(source.read_text())
+    test_cell = next(
+        cell
+        for cell in notebook["cells"]
+        if cell["metadata"].get("nbgrader", {}).get("grade") and not cell["metadata"]["nbgrader"].get("solution")
+    )
+    grade_id, points = test_cell["metadata"]["nbgrader"]["grade_id"], test_cell["metadata"]["nbgrader"]["points"]
+    test_cell["metadata"]["nbgrader"]["points"] = points + 3
+    source.write_text(json.dumps(notebook))
+
+    released = _make(graded_course, "release")
+
+    assert released.returncode == 0, released.stderr
+    with Gradebook(f"sqlite:///{graded_course / 'gradebook.db'}") as gradebook:
+        assert gradebook.find_grade_cell(grade_id, ASSIGNMENT, ASSIGNMENT).max_score == points + 3
+    assert _hand_grade(graded_course) == (1.0, "good")
+
+
+@pytest.mark.notebooks
+def test_adding_a_test_cell_after_hand_ins_is_refused_saying_why(graded_course):
+    """Check that nbgrader refuses to add a graded cell to a notebook with submissions, and the grades stay."""
+    source = graded_course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    notebook = json.loads(source.read_text())
+    new_test = {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": "new-test",
+        "metadata": {
+            "nbgrader": {
+                "grade": True,
+                "grade_id": "new_test",
+                "locked": True,
+                "points": 1,
+                "schema_version": 3,
+                "solution": False,
+                "task": False,
+            }
+        },
+        "outputs": [],
+        "source": ["assert True"],
+    }
+    notebook["cells"].append(new_test)
+    source.write_text(json.dumps(notebook))
+
+    released = _make(graded_course, "release")
+
+    assert released.returncode != 0
+    assert "Cannot add or remove cells" in released.stdout + released.stderr
+    assert _hand_grade(graded_course) == (1.0, "good")

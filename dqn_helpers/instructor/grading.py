@@ -78,6 +78,7 @@ CSV_FIELDS = ["student", "assignment", "notebook", "exercise", "test", "score", 
 WRITTEN_ANSWER_NOTE = "written answer: grade it by hand in formgrader"  # a manually graded cell, not graded yet
 NO_SANDBOX_NOTE = "graded without the sandbox"
 TAMPERING_NOTE = "tampering suspected"
+LATE_NOTE = "handed in after the due date"
 
 # Runs nbgrader with the memory limit in place: a limit set here is inherited by the
 # kernels nbgrader starts, and a student's runaway allocation raises MemoryError in
@@ -526,6 +527,7 @@ def _write_grades(
                 "JOIN base_cell c ON g.cell_id = c.id JOIN grade_cells gc ON gc.id = c.id"
             )
         }
+    lateness = _late_submissions(main_db)
     with open(output, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=CSV_FIELDS)
         writer.writeheader()
@@ -538,6 +540,8 @@ def _write_grades(
                     notes.append(f"{TAMPERING_NOTE}: {seen}")
                 if outcome and by_hand:
                     notes.append(WRITTEN_ANSWER_NOTE)
+                if outcome and (late := lateness.get((student, cell.assignment, cell.notebook))):
+                    notes.append(late)
                 writer.writerow(
                     {
                         "student": student,
@@ -551,6 +555,29 @@ def _write_grades(
                         "note": "; ".join(notes),
                     }
                 )
+
+
+def _late_submissions(main_db: Path) -> dict[tuple[str, str, str], str]:
+    """A note for each notebook handed in after its due date (and extension), with nbgrader's late penalty."""
+    from nbgrader.api import Gradebook
+
+    notes = {}
+    with Gradebook(f"sqlite:///{main_db}") as gradebook:
+        for assignment in gradebook.assignments:
+            if assignment.duedate is None:
+                continue
+            for submission in assignment.submissions:
+                if not submission.total_seconds_late:
+                    continue
+                for notebook in submission.notebooks:
+                    note = f"{LATE_NOTE} by {submission.total_seconds_late / 3600:.1f} h"
+                    if notebook.late_submission_penalty:
+                        note += (
+                            f"; nbgrader's late penalty takes {notebook.late_submission_penalty:g} points off this "
+                            "notebook's total (the scores here are before it)"
+                        )
+                    notes[submission.student.id, assignment.name, notebook.name] = note
+    return notes
 
 
 def _load_outcome(grading: Path, student: str, assignment: str) -> Outcome | None:
