@@ -113,6 +113,6 @@ ship: $(INSTALLED)
 		--output dqn_helpers/reference/evaluation.json
 	$(BIN)/python -m dqn_helpers record --weights reference --max-episode-frames 2400 --output docs/reference_breakout.gif
 
-## clean: remove the environment and the tests' screenshots; grades, hand-ins and backups stay (see erase-grades)
+## clean: remove the environment, the tests' screenshots and dist/; grades, hand-ins and backups stay (see erase-grades)
 clean:
-	rm -rf $(VENV) tests/artifacts
+	rm -rf $(VENV) tests/artifacts dist

@@ -181,7 +181,7 @@ def test_make_release_keeps_the_gradebook_and_the_hand_ins(graded_course):
 
 @pytest.mark.notebooks
 def test_make_clean_keeps_the_gradebook_and_the_hand_ins(graded_course):
-    """Check that `make clean` removes the environment only."""
+    """Check that `make clean` removes the environment and build output only."""
     cleaned = _make(graded_course, "clean")
 
     assert cleaned.returncode == 0, cleaned.stderr
