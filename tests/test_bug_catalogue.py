@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dqn_helpers.instructor.grading import WRITTEN_ANSWER_NOTE, graded_cells
 from tests import cells
 from tests.conftest import REPO, grade_command
 from tests.submissions import build
@@ -60,7 +61,12 @@ def test_each_mistake_loses_its_points_and_is_named(graded, mistake):
             if row["student"] == mistake.name and row["assignment"] == mistake.assignment
         ]
     assert rows and all(row["status"] == "graded" for row in rows), rows[:1]
-    failed = {row["test"] for row in rows if float(row["score"]) < float(row["max_score"])}
+    # Written answers wait for the instructor (0 points and a note until graded by hand): not the mistake's doing.
+    failed = {
+        row["test"]
+        for row in rows
+        if float(row["score"]) < float(row["max_score"]) and WRITTEN_ANSWER_NOTE not in row["note"]
+    }
     assert failed == set(mistake.lost), f"{mistake.name}: failed {sorted(failed)}, expected {sorted(mistake.lost)}"
     errors = _errors(graded, mistake)
     named = [test for test in mistake.lost if mistake.message in errors[test]]
@@ -101,3 +107,18 @@ def test_every_classic_mistake_is_in_the_catalogue():
 def test_the_catalogue_doc_is_up_to_date():
     """Check that docs/bug_catalogue.md is what build.py writes from the catalogue."""
     assert build.CATALOGUE_DOC.read_text() == build.catalogue_table(), "run `python -m tests.submissions.build`"
+
+
+def test_the_checks_doc_is_up_to_date():
+    """Check that docs/checks.md lists every check as the checks and the catalogue stand (else run the build)."""
+    assert build.CHECKS_DOC.read_text() == build.checks_table(), "run `python -m tests.submissions.build`"
+
+
+def test_each_mistake_costs_its_own_exercise_only():
+    """Check that every test cell a catalogued mistake fails belongs to the exercise where the mistake sits."""
+    exercise_of = {(cell.assignment, cell.test): cell.exercise for cell in graded_cells(REPO / "solutions")}
+    elsewhere = {
+        mistake.name: sorted({exercise_of[mistake.assignment, test] for test in mistake.lost} - {mistake.exercise})
+        for mistake in MISTAKES
+    }
+    assert {name: exercises for name, exercises in elsewhere.items() if exercises} == {}

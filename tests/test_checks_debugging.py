@@ -27,6 +27,7 @@ SOURCES = cells.sources(NOTEBOOK)
 SCRIPT_CELLS = ["build_model", "sample_batch", "compute_targets", "train_step"]
 # The notebook's graded test cells, hidden tests included: what nbgrader runs.
 TEST_CELLS = [grade_id for grade_id, cell in cells.code_cells(NOTEBOOK).items() if cells.nbgrader(cell).get("grade")]
+HAND_CHECK = "targets_by_hand_check"  # grades the student's own numbers, not a function of the script
 
 # Each planted mistake: a piece of its line, the test cell that must catch it, key words of the message.
 PLANTED = {
@@ -60,6 +61,7 @@ def script(planted: tuple[str, ...] = ()) -> dict:
             for line in SOURCES[name].splitlines()
         ]
         exec("\n".join(lines), namespace)  # noqa: S102 - the course's own notebook
+    exec(SOURCES["targets_by_hand"], namespace)  # noqa: S102 - the solution's hand-worked targets
     return namespace
 
 
@@ -82,7 +84,7 @@ def test_the_notebook_plants_exactly_the_catalogued_mistakes():
     ]
     assert len(bugs) == len(PLANTED)
     assert all(sum(key in bug for bug in bugs) == 1 for key in PLANTED)
-    assert sorted(cell for cell, _ in PLANTED.values()) == sorted(TEST_CELLS)
+    assert sorted(cell for cell, _ in PLANTED.values()) == sorted(set(TEST_CELLS) - {HAND_CHECK})
 
 
 def test_the_fixed_script_passes_every_check_visible_and_hidden():
@@ -156,6 +158,26 @@ BUGGY_TARGETS = [
         "the targets are \\[4.0, 2.5, 6.5, -0.5\\]",
     ),
 ]
+
+
+@pytest.mark.parametrize(
+    ("hand_targets", "message"),
+    [
+        ([1.98, -1.0, 4.95], "transition 1: .*-1 is what the script's compute_targets gives"),
+        ([1.98, 1.0 + 0.99 * 4.0, 4.95], "transition 1: .*done is True: nothing comes after"),
+        ([1.98, 0.0, 4.95], "transition 1: .*the target keeps it"),
+        ([2.0, 1.0, 4.95], "transition 0: .*not discounted"),
+        ([0.99 * 0.875, 1.0, 4.95], "transition 0: .*averages the four Q-values"),
+        ([1.98, 1.0, 0.99 * 1.0], "transition 2: .*Q-value of NOOP, not the largest"),
+        ([1.98, 1.0, 7.0], "transition 2: your target is 7.0000.*r \\+ 0.99 \\* max over the four"),
+        ([1.98, 1.0], "a list of three numbers, one per transition, got shape \\(2,\\)"),
+    ],
+)
+def test_hand_targets_are_graded_and_each_mistake_named(hand_targets, message):
+    """Check that the hand-worked targets are judged on their own: a copy of the script's output fails, named."""
+    checks.check_targets_by_hand([0.0 + 0.99 * 2.0, 1.0, 0.0 + 0.99 * 5.0])
+    with pytest.raises(AssertionError, match=message):
+        checks.check_targets_by_hand(hand_targets)
 
 
 @pytest.mark.parametrize(("compute_targets", "check", "message"), BUGGY_TARGETS)

@@ -1,5 +1,7 @@
 """The visible checks of notebook 01 pass correct answers and name each classic mistake."""
 
+import types
+
 import numpy as np
 import pytest
 
@@ -28,7 +30,7 @@ def huber_gradient(errors, delta=1.0):
     return np.clip(errors, -delta, delta)
 
 
-def make_q_learning(*, bootstrap_on="terminated", carry_state=True, step_sign=1.0):
+def make_q_learning(*, bootstrap_on="terminated", carry_state=True, step_sign=1.0, update="step", discount_power=1):
     """Tabular Q-learning as the notebook asks for it, with switches for the classic loop mistakes."""
 
     def q_learning(env, episodes, alpha=0.5, gamma=0.99, epsilon=0.1, seed=0):
@@ -42,8 +44,14 @@ def make_q_learning(*, bootstrap_on="terminated", carry_state=True, step_sign=1.
                 action = epsilon_greedy(q_table[state], epsilon, rng)
                 next_state, reward, terminated, truncated, _ = env.step(action)
                 end = {"terminated": terminated, "either": terminated or truncated, "never": False}[bootstrap_on]
-                target = td_targets(np.array([reward]), np.array([float(end)]), q_table[[next_state]], gamma)[0]
-                q_table[state, action] += step_sign * alpha * (target - q_table[state, action])
+                discount = gamma**discount_power
+                target = td_targets(np.array([reward]), np.array([float(end)]), q_table[[next_state]], discount)[0]
+                if update == "step":
+                    q_table[state, action] += step_sign * alpha * (target - q_table[state, action])
+                elif update == "add":
+                    q_table[state, action] += alpha * target
+                else:  # "replace"
+                    q_table[state, action] = alpha * target
                 episode_return += reward
                 if carry_state:
                     state = next_state
@@ -201,6 +209,9 @@ MISTAKES = [
     (checks.check_q_learning_bootstraps, make_q_learning(bootstrap_on="never"), "bootstraps after `terminated`"),
     (checks.check_q_learning_bootstraps, make_q_learning(bootstrap_on="either"), "treats a time-limit truncation"),
     (checks.check_q_learning_bootstraps, make_q_learning(carry_state=False), "`state = next_state` missing"),
+    (checks.check_q_learning_bootstraps, make_q_learning(update="add"), "keeps growing: is alpha \\* target added"),
+    (checks.check_q_learning_bootstraps, make_q_learning(update="replace"), "should settle at the reward, 1, but it"),
+    (checks.check_q_learning_bootstraps, make_q_learning(discount_power=2), "settle at 1 / \\(1 - gamma\\) = 2"),
     pytest.param(  # learns on CliffWalking until it gives up: about 8 s
         checks.check_q_learning_finds_the_safe_shortest_path,
         make_q_learning(step_sign=-0.1),
@@ -217,6 +228,38 @@ def test_each_mistake_is_named(check, answer, message):
     """Check that each classic mistake fails its check with a message that names it."""
     with pytest.raises(AssertionError, match=message):
         check(answer)
+
+
+def test_only_a_truncation_mistake_is_blamed_on_truncation():
+    """Check that update mistakes whose values settle too low are not blamed on `truncated`."""
+    for answer in (make_q_learning(update="replace"), make_q_learning(discount_power=2)):
+        with pytest.raises(AssertionError) as failure:
+            checks.check_q_learning_bootstraps(answer)
+        assert "truncation" not in str(failure.value)
+
+
+@pytest.mark.parametrize("wrong", [td_ignores_terminated, td_inverted_mask, td_max_over_batch])
+def test_a_td_targets_mistake_costs_td_targets_only(wrong):
+    """Check that q_learning's checks run it with the package's td_targets, and put the student's back."""
+    q_learning = make_q_learning()
+    student = types.FunctionType(
+        q_learning.__code__, {**globals(), "td_targets": wrong}, closure=q_learning.__closure__
+    )
+
+    checks.check_q_learning_bootstraps(student)
+
+    assert student.__globals__["td_targets"] is wrong
+
+
+def test_an_epsilon_greedy_mistake_costs_epsilon_greedy_only():
+    """Check that the CliffWalking check runs q_learning with the package's epsilon_greedy."""
+    q_learning = make_q_learning()
+    namespace = {**globals(), "epsilon_greedy": eg_argmin}
+    student = types.FunctionType(q_learning.__code__, namespace, closure=q_learning.__closure__)
+
+    checks.check_q_learning_finds_the_safe_shortest_path(student)
+
+    assert namespace["epsilon_greedy"] is eg_argmin
 
 
 def test_an_answer_that_raises_is_reported_with_its_error():

@@ -458,3 +458,50 @@ def test_a_student_exception_is_wrapped_with_its_name():
 
     with pytest.raises(AssertionError, match="train_step raised"):
         LOSS(make_train_step)
+
+
+# --- one mistake, one exercise ------------------------------------------------------------------
+
+STUDENT_MAKE_TRAIN_STEP = """
+def make_train_step(online_network, target_network, optimizer, gamma=0.99, double_dqn=False):
+    @tf.function
+    def train_step(states, actions, rewards, next_states, terminated):
+        next_q_target = target_network(next_states, training=False)
+        next_q_online = online_network(next_states, training=False) if double_dqn else None
+        targets = td_targets(rewards, terminated, next_q_target, gamma, next_q_online)
+        with tf.GradientTape() as tape:
+            q_taken = q_of_actions(online_network(states, training=True), actions)
+            loss = tf.reduce_mean(huber_loss(targets - q_taken))
+        variables = online_network.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+    return train_step
+"""
+
+
+def test_a_mistake_in_q_of_actions_or_td_targets_costs_their_exercise_only():
+    """Check that the train step's checks and Double DQN's run with the package's q_of_actions and td_targets."""
+    wrong_pick, wrong_targets = BUGGY_Q_OF_ACTIONS[0][0], make_td_targets(argmax_axis=0)
+    namespace = {"tf": tf, "huber_loss": huber_loss, "q_of_actions": wrong_pick, "td_targets": wrong_targets}
+    exec(STUDENT_MAKE_TRAIN_STEP, namespace)  # noqa: S102 - a student's notebook cell
+    make_train_step = namespace["make_train_step"]
+    double_namespace = {"tf": tf, "q_of_actions": wrong_pick}
+    exec(
+        "def td_targets(rewards, terminated, next_q_target, gamma, next_q_online=None):\n"
+        "    if next_q_online is None:\n"
+        "        return rewards + gamma * (1.0 - terminated) * tf.reduce_max(next_q_target, axis=1)\n"
+        "    chosen = q_of_actions(next_q_target, tf.argmax(next_q_online, axis=1))\n"
+        "    return rewards + gamma * (1.0 - terminated) * chosen\n",
+        double_namespace,
+    )
+
+    for check in (LOSS, TARGET):
+        check(make_train_step)
+        check(make_train_step, double_dqn=True)
+    OVERFIT(make_train_step)
+    checks.check_td_targets_double_dqn(double_namespace["td_targets"])
+
+    assert namespace["q_of_actions"] is wrong_pick and namespace["td_targets"] is wrong_targets
+    assert double_namespace["q_of_actions"] is wrong_pick
+    with pytest.raises(AssertionError, match="returns max_a Q"):
+        checks.check_q_of_actions(wrong_pick)

@@ -8,15 +8,18 @@ fails and loses its points. The checks of each notebook sit in one submodule nam
 after it (``q_learning`` for notebook 01, ..., ``debugging`` for notebook 07); this
 module holds what they share: running the student's code (:func:`call_answer`),
 reading its numbers (:func:`as_numbers`), naming a wrong result by the mistake it
-matches (:func:`name_the_mistake`), and :func:`assert_own_code`.
+matches (:func:`name_the_mistake`), :func:`assert_own_code`, and
+:func:`reference_answers`, which lets a check judge one exercise alone.
 Hidden tests stay in the solution notebooks.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -33,6 +36,8 @@ __all__ = [
     "close",
     "name_the_mistake",
     "raised",
+    "judged_alone",
+    "reference_answers",
 ]
 
 RTOL, ATOL = 1e-4, 1e-5  # float32 arithmetic in another order may differ this much
@@ -192,6 +197,57 @@ def assert_own_code(answer: Callable, name: str) -> None:
             origin = _from_dqn_helpers(function.__globals__.get(used))
             if origin:
                 raise AssertionError(f"{name} uses {used} from {origin}: the exercise is to write this part yourself")
+
+
+@contextmanager
+def reference_answers(answer: Callable, **references: Callable) -> Iterator[None]:
+    """Run ``answer`` with the package's versions of the earlier exercises it calls.
+
+    A check judges its own exercise alone: where the student's function calls their
+    answer to an earlier exercise (``q_learning`` calls ``td_targets``), the check puts
+    the package's version in its place while it runs, so that one mistake costs one
+    exercise's points, as the course promises. Only names that ``answer``'s module
+    defines are replaced, and they are put back afterwards, whatever happens.
+
+    Args:
+        answer: The student's function.
+        **references: The package's version of each earlier exercise, by the name the
+            notebook gives it.
+
+    Example:
+        >>> def student_answer(): return helper()
+        >>> def helper(): return "student's"
+        >>> with reference_answers(student_answer, helper=lambda: "reference"):
+        ...     student_answer()
+        'reference'
+        >>> student_answer()
+        "student's"
+    """
+    namespace = getattr(answer, "__globals__", {})
+    saved = {name: namespace[name] for name in references if name in namespace}
+    namespace.update({name: references[name] for name in saved})
+    try:
+        yield
+    finally:
+        namespace.update(saved)
+
+
+def judged_alone(**references: Callable) -> Callable[[Callable], Callable]:
+    """Make a check run the student's answer under :func:`reference_answers` with ``references``.
+
+    For a check whose first argument is the answer, e.g. the train step's, which calls
+    the student's ``q_of_actions`` and ``td_targets``.
+    """
+
+    def decorate(check: Callable) -> Callable:
+        @functools.wraps(check)
+        def run_alone(answer: Callable, *args: Any, **kwargs: Any) -> Any:
+            with reference_answers(answer, **references):
+                return check(answer, *args, **kwargs)
+
+        return run_alone
+
+    return decorate
 
 
 class StepBudget(gym.Wrapper):

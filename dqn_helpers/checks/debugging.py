@@ -42,6 +42,7 @@ __all__ = [
     "check_compute_targets_per_sample",
     "check_compute_targets_terminal",
     "check_sample_batch",
+    "check_targets_by_hand",
     "check_train_step_action_taken",
 ]
 
@@ -60,6 +61,69 @@ def check_build_model(
             kernel's second side.
     """
     check_q_network_architecture(build_model, num_actions, input_shape, name="build_model")
+
+
+# --- the hand-made batch's targets, by hand ----------------------------------------------------
+
+# The notebook's table: rewards, dones and the target network's Q-values of the three next states.
+HAND_REWARDS = np.array([0.0, 1.0, 0.0])
+HAND_DONES = np.array([0.0, 1.0, 0.0])
+HAND_NEXT_Q = np.array([[0.5, 2.0, 1.0, 0.0], [3.0, 1.0, 4.0, 2.0], [1.0, 0.0, 0.0, 5.0]])
+HAND_GAMMA = 0.99
+
+
+def check_targets_by_hand(hand_targets) -> None:
+    """Check the three targets the student worked out by hand from the notebook's table.
+
+    The comparison cell before it prints "agree" wherever the hand and the script's
+    ``compute_targets`` give the same number, which a copy of the script's (wrong)
+    output would do too: this check grades the hand's own numbers.
+
+    Raises:
+        AssertionError: Saying which transition is wrong and why: the script's -1 for
+            a last step, bootstrapping past the end of the game, a missing discount,
+            a mean or a sum in place of the max, or the Q-value of another action.
+    """
+    hand = as_numbers(hand_targets, "hand_targets")
+    if hand.shape != (3,):
+        raise AssertionError(
+            f"hand_targets must be a list of three numbers, one per transition, got shape {hand.shape}"
+        )
+    best = HAND_NEXT_Q.max(axis=1)
+    expected = HAND_REWARDS + HAND_GAMMA * (1.0 - HAND_DONES) * best
+    for i, (got, want) in enumerate(zip(hand, expected)):
+        if np.isclose(got, want, atol=1e-3):
+            continue
+        reward, next_q = HAND_REWARDS[i], HAND_NEXT_Q[i]
+        if HAND_DONES[i]:
+            causes = {
+                -1.0: "-1 is what the script's compute_targets gives a last step, not what it should be",
+                reward + HAND_GAMMA * best[i]: "it adds 0.99 * max Q(s', a), but done is True: nothing comes after "
+                "this step to bootstrap from",
+                0.0: "the step earned its reward before the game ended: the target keeps it",
+            }
+            hint = "the target of a step that ended the game is its reward alone"
+        else:
+            causes = {
+                reward + best[i]: "the max Q(s', a) is not discounted: multiply it by gamma = 0.99",
+                reward + HAND_GAMMA * next_q.mean(): "it averages the four Q-values: take their max",
+                reward + HAND_GAMMA * next_q.sum(): "it sums the four Q-values: take their max",
+                HAND_GAMMA * best[i]: "the reward is missing",
+            }
+            causes.update(
+                {
+                    reward + HAND_GAMMA * q: f"it takes the Q-value of {name}, not the largest of the four"
+                    for name, q in zip(("NOOP", "FIRE", "RIGHT", "LEFT"), next_q)
+                    if q != best[i]
+                }
+            )
+            hint = "the target is r + 0.99 * max over the four Q-values of s'"
+        cause = next((why for value, why in causes.items() if np.isclose(got, value, atol=1e-3)), None)
+        raise AssertionError(
+            f"transition {i}: your target is {got:.4f}, which is not right: "
+            + (cause if cause else hint)
+            + (f" ({hint})" if cause else "")
+        )
 
 
 # --- sample_batch ----------------------------------------------------------------------------

@@ -11,9 +11,10 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from dqn_helpers.checks import StepBudget, as_numbers, call_answer
+from dqn_helpers.checks import StepBudget, as_numbers, call_answer, reference_answers
 
 __all__ = [
+    "EARLIER_EXERCISES",
     "check_epsilon_greedy_explores",
     "check_epsilon_greedy_is_greedy",
     "check_huber_gradient_is_clipped",
@@ -267,8 +268,32 @@ class _ChainEnv(gym.Env):
         return self.position, 0.0, False, False, {}
 
 
+def _reference_td_targets(rewards, terminated, next_q_values, gamma):
+    """Exercise 1's answer: y = r + gamma * (1 - terminated) * max_a' Q(s', a')."""
+    not_over = 1.0 - np.asarray(terminated, dtype=np.float64)
+    return np.asarray(rewards, dtype=np.float64) + gamma * not_over * np.max(next_q_values, axis=1)
+
+
+def _reference_epsilon_greedy(q_values, epsilon, rng):
+    """Exercise 2's answer: a uniformly random action with probability epsilon, else the greedy one.
+
+    dqn_helpers.policies.epsilon_greedy is the same rule, but importing that module
+    loads TensorFlow, which notebook 01 and its checks do without.
+    """
+    if rng.random() < epsilon:
+        return int(rng.integers(len(q_values)))
+    return int(np.argmax(q_values))
+
+
+# What q_learning calls of the earlier exercises: the checks (and the hidden tests) of
+# exercise 4 run it with these, so that a mistake in td_targets or epsilon_greedy costs
+# only their own points (checks.reference_answers).
+EARLIER_EXERCISES = {"td_targets": _reference_td_targets, "epsilon_greedy": _reference_epsilon_greedy}
+
+
 def _learn(q_learning: Callable, env: gym.Env, episodes: int, gamma: float, seed: int = 0) -> tuple[np.ndarray, list]:
-    result = call_answer(q_learning, "q_learning", env, episodes, alpha=0.5, gamma=gamma, epsilon=0.1, seed=seed)
+    with reference_answers(q_learning, **EARLIER_EXERCISES):
+        result = call_answer(q_learning, "q_learning", env, episodes, alpha=0.5, gamma=gamma, epsilon=0.1, seed=seed)
     if not (isinstance(result, tuple) and len(result) == 2):
         raise AssertionError(f"q_learning must return (q_table, returns), got {type(result).__name__}")
     q_table, returns = np.asarray(result[0], dtype=np.float64), list(result[1])
@@ -287,28 +312,50 @@ def check_q_learning_bootstraps(q_learning: Callable) -> None:
 
     On a one-state game paying 1 per step with gamma = 0.5, Q converges to 1 when
     each step ends the game (terminated) and to 1 / (1 - 0.5) = 2 when each step is
-    cut off by a time limit (truncated), since the game could have gone on.
+    cut off by a time limit (truncated), since the game could have gone on. Each
+    wrong value points at its own mistake: 2 in the first game is bootstrapping after
+    ``terminated``; 1 in the second (with 1 in the first) is truncation taken for the
+    end; anything else is in how the update moves Q. It runs with the package's
+    ``td_targets`` and ``epsilon_greedy`` (:data:`EARLIER_EXERCISES`).
 
     Raises:
-        AssertionError: Naming a target that ignores ``terminated``, treats
-            truncation as termination, or a loop that never moves to the next state.
+        AssertionError: Naming a target that ignores ``terminated``, truncation treated
+            as termination, an update that does not move Q toward its target, or a loop
+            that never moves to the next state; or saying what it saw and the likely causes.
     """
     q_terminated, returns = _learn(q_learning, _OneStateEnv("terminated"), episodes=60, gamma=0.5)
     if not np.allclose(returns, 1.0):
         raise AssertionError(
             f"each episode of this test game pays exactly 1, but your returns are {sorted(set(returns))}"
         )
-    if q_terminated.max() > 1.5:
+    ended = q_terminated.max()
+    if abs(ended - 2.0) < 0.25:
         raise AssertionError(
             "your update bootstraps after `terminated`: when the game is over there is no next state, "
-            f"so Q should approach the reward, 1, but it reached {q_terminated.max():.2f}"
+            f"so Q should approach the reward, 1, but it reached {ended:.2f}, the value of a game that goes on. "
+            "Give the target the `terminated` that env.step returned"
+        )
+    if abs(ended - 1.0) > 0.1:
+        growing = " and keeps growing: is alpha * target added without taking Q(s, a) off?" if ended > 2.5 else ""
+        raise AssertionError(
+            "in a test game where every step pays 1 and ends the game, Q should settle at the reward, 1, but it "
+            f"reached {ended:.2f}{growing}. The update must move Q(s, a) toward its target by "
+            "alpha * (target - Q(s, a))"
         )
     q_truncated, _ = _learn(q_learning, _OneStateEnv("truncated"), episodes=60, gamma=0.5)
-    if q_truncated.max() < 1.5:
+    cut = q_truncated.max()
+    if abs(cut - 1.0) < 0.1:
         raise AssertionError(
             "your update treats a time-limit truncation as the end of the game: after `truncated` the game could "
             "have gone on, so the target must still bootstrap (pass `terminated`, not `terminated or truncated`); "
-            f"Q should approach 2, but it is {q_truncated.max():.2f}"
+            f"Q should approach 2, but it is {cut:.2f}, as if every step ended the game"
+        )
+    if abs(cut - 2.0) > 0.25:
+        raise AssertionError(
+            "in a test game cut off by a time limit after every step, Q should settle at 1 / (1 - gamma) = 2, since "
+            f"the game could have gone on, but it reached {cut:.2f}. Likely causes: the target does not add "
+            "gamma * max Q(next_state) (look at q_table[[next_state]] and gamma), or the update is not "
+            "alpha * (target - Q(s, a))"
         )
     q_chain, _ = _learn(q_learning, _ChainEnv(), episodes=60, gamma=0.9)
     if np.allclose(q_chain[1:], 0.0):
@@ -340,6 +387,8 @@ def greedy_path(q_table: np.ndarray, env: gym.Env, max_steps: int = 100) -> tupl
 
 def check_q_learning_finds_the_safe_shortest_path(q_learning: Callable, episodes: int = 200) -> None:
     """Check that Q-learning on CliffWalking learns the optimal path: 13 steps along the cliff, return -13.
+
+    It runs with the package's ``td_targets`` and ``epsilon_greedy`` (:data:`EARLIER_EXERCISES`).
 
     Raises:
         AssertionError: If the greedy policy does not reach the goal in 13 steps.

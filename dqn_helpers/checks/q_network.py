@@ -38,8 +38,18 @@ from typing import NamedTuple
 import numpy as np
 
 from dqn_helpers._tensorflow import keras, tf
-from dqn_helpers.checks import ATOL, RTOL, SHAPE_HINTS, as_numbers, call_answer, close, name_the_mistake
+from dqn_helpers.checks import (
+    ATOL,
+    RTOL,
+    SHAPE_HINTS,
+    as_numbers,
+    call_answer,
+    close,
+    judged_alone,
+    name_the_mistake,
+)
 from dqn_helpers.envs import STATE_SHAPE
+from dqn_helpers.learner import td_targets as _reference_td_targets
 from dqn_helpers.networks import CONVOLUTIONS, HIDDEN_UNITS, nature_cnn
 
 __all__ = [
@@ -419,6 +429,11 @@ def _as_tensors(batch: TinyBatch) -> tuple[tf.Tensor, ...]:
 # --- q_of_actions ------------------------------------------------------------------------
 
 
+def _reference_q_of_actions(q_values, actions):
+    """Exercise 3's answer: each row's Q-value of its own action."""
+    return tf.gather(q_values, actions, axis=1, batch_dims=1)
+
+
 # Three states, four actions; every number distinct. actions = [2, 0, 1]:
 #   Q(s, a_taken) = [2, 7, 8]; max_a Q(s, a) = [5, 9, 8]
 _Q = np.array([[1.0, 5.0, 2.0, 0.0], [7.0, 3.0, 9.0, 4.0], [6.0, 8.0, 0.0, 2.0]])
@@ -592,6 +607,10 @@ def check_td_targets(td_targets: Callable, seed: int | None = None) -> None:
         _check_random_batch(td_targets, seed, double_dqn=False)
 
 
+# Double DQN's targets call the student's q_of_actions, and the train step calls q_of_actions
+# and td_targets: their checks run them with the package's versions, so that a mistake in
+# one of those costs its own exercise only (checks.reference_answers).
+@judged_alone(q_of_actions=_reference_q_of_actions)
 def check_td_targets_double_dqn(td_targets: Callable, seed: int | None = None) -> None:
     """Check Double DQN targets: the online network picks ``a'``, the target network values it.
 
@@ -845,6 +864,7 @@ def _check_target_untouched(target: keras.Model, before: list[np.ndarray], onlin
     )
 
 
+@judged_alone(q_of_actions=_reference_q_of_actions, td_targets=_reference_td_targets)
 def check_train_step_loss_and_update(
     make_train_step: Callable, double_dqn: bool = False, num_actions: int = 3, batch_size: int = 6, seed: int = 0
 ) -> None:
@@ -898,6 +918,7 @@ def check_train_step_loss_and_update(
         )
 
 
+@judged_alone(q_of_actions=_reference_q_of_actions, td_targets=_reference_td_targets)
 def check_train_step_leaves_the_target_alone(
     make_train_step: Callable,
     double_dqn: bool = False,
@@ -928,6 +949,7 @@ def check_train_step_leaves_the_target_alone(
         )
 
 
+@judged_alone(q_of_actions=_reference_q_of_actions, td_targets=_reference_td_targets)
 def check_train_step_overfits_one_batch(
     make_train_step: Callable,
     steps: int = 300,

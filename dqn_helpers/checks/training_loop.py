@@ -79,7 +79,10 @@ def check_linear_schedule_interpolates(
         duration: Agent steps of the decay.
 
     Raises:
-        AssertionError: With a message naming the mistake.
+        AssertionError: Naming a value at step 0 other than ``start``, a schedule stuck at
+            ``start`` (an integer division ``step // duration``), one that runs backwards
+            from ``end`` to ``start``, one that goes back and forth, or one that fails when
+            ``end`` is above ``start``; else the step and the value expected there.
     """
     first = _call_schedule(linear_schedule, start, end, duration, 0)
     if abs(first - start) > _TOLERANCE:
@@ -135,7 +138,9 @@ def check_linear_schedule_holds_its_floor(
         duration: Agent steps of the decay.
 
     Raises:
-        AssertionError: With a message naming the mistake.
+        AssertionError: Naming a value past the floor (the fraction not clamped with
+            ``min(step / duration, 1.0)``), a schedule that never reaches ``end``, or an
+            increasing schedule clamped on the value instead of the fraction.
     """
     for step in (duration, duration + 1, 2 * duration, 50 * duration):
         value = _call_schedule(linear_schedule, start, end, duration, step)
@@ -534,7 +539,12 @@ def check_training_loop_acts_and_stores(train_loop: Callable, settings: LoopSett
         settings: The run to make.
 
     Raises:
-        AssertionError: With a message naming the mistake.
+        AssertionError: Naming a count of policy calls or of stored transitions other
+            than one per agent step; flags stored other than as ``env.step`` returned them
+            (truncation stored as ``terminated``, ``truncated`` not passed, a lost life not
+            stored as terminal, the two swapped); or the stop of a loop that does not carry
+            ``state = next_state`` (the replay buffer refuses a state that does not
+            continue the previous one).
     """
     record, _ = _run(train_loop, settings)
     if len(record.epsilons) != record.steps:
@@ -558,7 +568,10 @@ def check_training_loop_decays_epsilon_per_step(train_loop: Callable, settings: 
         settings: The run to make.
 
     Raises:
-        AssertionError: With a message naming the mistake.
+        AssertionError: Naming a loop that never calls the policy, epsilon below its
+            floor, epsilon that changes only when an episode ends (decay per episode), a
+            schedule restarted from 0 at ``start_step``, epsilon that never moves or never
+            reaches its floor; else the first agent step where it differs.
     """
     from dqn_helpers.schedules import linear_schedule
 
@@ -629,7 +642,11 @@ def check_training_loop_learns_on_schedule(train_loop: Callable, settings: LoopS
         settings: The run to make.
 
     Raises:
-        AssertionError: With a message naming the mistake.
+        AssertionError: Naming a loop that never updates, updates before
+            ``learning_starts`` transitions are held, updates every agent step or at
+            another rate than every ``train_frequency`` steps, samples batches of another
+            size or one per update, or updates on something else than the batch it
+            sampled.
     """
     record, _ = _run(train_loop, settings)
     config = settings.config()
@@ -678,7 +695,10 @@ def check_training_loop_syncs_the_target(train_loop: Callable, settings: LoopSet
         settings: The run to make.
 
     Raises:
-        AssertionError: With a message naming the mistake.
+        AssertionError: Naming a target that is the online network itself (assigned,
+            not copied), a target never synced, synced every step, at every update or
+            another number of times than every ``target_update_interval`` steps, or syncs
+            unevenly spaced.
     """
     record, spies = _run(train_loop, settings)
     config = settings.config()

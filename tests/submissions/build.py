@@ -21,7 +21,10 @@ while the committed fixtures differ from what this writes.
 from __future__ import annotations
 
 import copy
+import importlib
+import inspect
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -288,10 +291,11 @@ def catalogue_table() -> str:
         "",
         "Each row is a mistake students make, planted in a filled-in notebook",
         "(`tests/submissions/mistakes/<mistake>/`) and graded by `tests/test_bug_catalogue.py` with",
-        "`python -m dqn_helpers grade`: the notebook loses exactly the test cells listed (later exercises",
-        "that call the broken function fail with it) and keeps every other point, and the failing check's",
-        "visible output contains the words quoted. Written by `python -m tests.submissions.build` from",
-        "`tests/submissions/catalogue.py`.",
+        "`python -m dqn_helpers grade`: the notebook loses exactly the test cells listed, all of the",
+        "exercise where the mistake sits (a check runs a later exercise with the package's version of the",
+        "earlier ones it calls), and keeps every other point; the failing check's visible output contains",
+        "the words quoted. Written by `python -m tests.submissions.build` from",
+        "`tests/submissions/catalogue.py`; `docs/checks.md` lists the checks the other way round.",
         "",
         "| mistake | notebook | exercise | test cells that fail | points lost | the check says |",
         "| --- | --- | --- | --- | ---: | --- |",
@@ -307,8 +311,65 @@ def catalogue_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+CHECKS_DOC = REPO / "docs" / "checks.md"
+# The checks' module of each notebook.
+CHECK_MODULES = {
+    "01_q_learning": "q_learning",
+    "02_preprocessing": "preprocessing",
+    "03_replay": "replay",
+    "04_q_network": "q_network",
+    "05_training_loop": "training_loop",
+    "06_evaluation": "evaluation",
+    "07_debugging": "debugging",
+}
+
+
+def _what_it_names(check: Callable) -> str:
+    """The ``AssertionError:`` entry of a check's docstring, on one line: the mistakes it tells apart."""
+    doc = inspect.getdoc(check) or ""
+    entry = doc.split("AssertionError:", 1)[1] if "AssertionError:" in doc else ""
+    entry = re.split(r"\n\s*\n|\n\S", entry, maxsplit=1)[0]  # up to the next section
+    return " ".join(entry.split()).replace("|", "\\|")
+
+
+def checks_table() -> str:
+    """docs/checks.md: every visible check, the test cells that call it, what it names, and the catalogue's mistakes."""
+    lines = [
+        "# What each check tells apart",
+        "",
+        "Every visible check of the notebooks (`dqn_helpers/checks/`), the graded test cells that call it",
+        "(their points), the mistakes its message names (from its docstring: each is told apart from the",
+        "others by its own evidence, or the message lists the likely causes), and the catalogue's planted",
+        "mistakes that fail it (`docs/bug_catalogue.md`, asserted by `tests/test_bug_catalogue.py`).",
+        "Written by `python -m tests.submissions.build`.",
+        "",
+        "| notebook | check | test cells (points) | names | catalogue mistakes |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for assignment, module_name in CHECK_MODULES.items():
+        module = importlib.import_module(f"dqn_helpers.checks.{module_name}")
+        notebook = REPO / "solutions" / assignment / f"{assignment}.ipynb"
+        tests = {
+            grade_id: (source, cells.nbgrader(cell).get("points", 0))
+            for grade_id, cell in cells.code_cells(notebook).items()
+            if cells.nbgrader(cell).get("grade") and not cells.nbgrader(cell).get("solution")
+            for source in [cells.source(cell)]
+        }
+        for name in sorted(name for name in module.__all__ if name.startswith("check_")):
+            calls = [grade_id for grade_id, (source, _) in tests.items() if f"checks.{module_name}.{name}(" in source]
+            caught = [m.name for m in MISTAKES if m.assignment == assignment and set(m.lost) & set(calls)]
+            lines.append(
+                f"| {assignment} | `{name}` | "
+                + (", ".join(f"`{grade_id}` ({tests[grade_id][1]:g})" for grade_id in calls) or "used by other checks")
+                + f" | {_what_it_names(getattr(module, name))} | {', '.join(f'`{m}`' for m in caught)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     for path in write(HERE):
         print(path.relative_to(REPO))
     CATALOGUE_DOC.write_text(catalogue_table())
     print(CATALOGUE_DOC.relative_to(REPO))
+    CHECKS_DOC.write_text(checks_table())
+    print(CHECKS_DOC.relative_to(REPO))
