@@ -58,6 +58,13 @@ PACKAGE_HOLDS = {
     "state = next_state": "checks/replay.py plays episodes into the student's buffer; a generic line",
     'codec="libx264",': "video.py's MP4 writer, as above",
     'pixelformat="yuv420p",': "video.py's MP4 writer, as above",
+    "return int(rng.integers(len(q_values)))": (
+        "checks/q_learning.py's reference epsilon_greedy, which the Q-learning checks run q_learning with, so that a "
+        "mistake in exercise 2 costs exercise 2 only (checks.reference_answers)"
+    ),
+    "return tf.gather(q_values, actions, axis=1, batch_dims=1)": (
+        "checks/q_network.py's reference q_of_actions, which the train-step and Double DQN checks run with, as above"
+    ),
     "rng = np.random.default_rng(seed)": "a generic line: seeding a generator",
     "return stack": "a generic line",
     ")": "a generic line",
