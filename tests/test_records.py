@@ -243,3 +243,13 @@ def test_adding_a_test_cell_after_hand_ins_is_refused_saying_why(graded_course):
     assert released.returncode != 0
     assert "Cannot add or remove cells" in released.stdout + released.stderr
     assert _hand_grade(graded_course) == (1.0, "good")
+
+
+@pytest.mark.notebooks
+def test_make_feedback_skips_assignments_nobody_was_graded_in(graded_course):
+    """Check that `make feedback` runs on a course with no autograded hand-in yet, writing nothing and deleting nothing."""
+    made = _make(graded_course, "feedback")
+
+    assert made.returncode == 0, made.stderr
+    assert "generate_feedback" not in made.stdout and not (graded_course / "feedback").exists()
+    assert _hand_grade(graded_course) == (1.0, "good")
