@@ -270,3 +270,14 @@ def test_an_answer_that_raises_is_reported_with_its_error():
 
     with pytest.raises(AssertionError, match="td_targets raised KeyError: 'oops'"):
         checks.check_td_targets_values(broken)
+
+
+def test_an_earlier_answer_whose_cell_failed_is_lent_for_the_check_only():
+    """Check that q_learning is judged even when epsilon_greedy was never defined (its cell failed), and stays so."""
+    q_learning = make_q_learning()
+    namespace = {name: value for name, value in globals().items() if name != "epsilon_greedy"}
+    student = types.FunctionType(q_learning.__code__, namespace, closure=q_learning.__closure__)
+
+    checks.check_q_learning_bootstraps(student)
+
+    assert "epsilon_greedy" not in namespace

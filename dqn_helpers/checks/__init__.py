@@ -206,8 +206,9 @@ def reference_answers(answer: Callable, **references: Callable) -> Iterator[None
     A check judges its own exercise alone: where the student's function calls their
     answer to an earlier exercise (``q_learning`` calls ``td_targets``), the check puts
     the package's version in its place while it runs, so that one mistake costs one
-    exercise's points, as the course promises. Only names that ``answer``'s module
-    defines are replaced, and they are put back afterwards, whatever happens.
+    exercise's points, as the course promises. An earlier answer that is missing (its
+    cell failed) is lent the same way. Afterwards the module's names are as they were,
+    whatever happens.
 
     Args:
         answer: The student's function.
@@ -223,13 +224,20 @@ def reference_answers(answer: Callable, **references: Callable) -> Iterator[None
         >>> student_answer()
         "student's"
     """
-    namespace = getattr(answer, "__globals__", {})
+    namespace = getattr(answer, "__globals__", None)
+    if namespace is None:  # not a Python function (a builtin, a callable object): nothing to lend it
+        yield
+        return
     saved = {name: namespace[name] for name in references if name in namespace}
-    namespace.update({name: references[name] for name in saved})
+    namespace.update(references)
     try:
         yield
     finally:
-        namespace.update(saved)
+        for name in references:
+            if name in saved:
+                namespace[name] = saved[name]
+            else:
+                namespace.pop(name, None)
 
 
 def judged_alone(**references: Callable) -> Callable[[Callable], Callable]:

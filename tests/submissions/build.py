@@ -93,7 +93,8 @@ def _replace(source: str, old: str, new: str) -> str:
 def fixtures() -> dict[str, bytes | Notebook]:
     """Every fixture student's notebook (or raw bytes), by student name; see expected.json."""
     correct = filled_in()
-    # A td_targets that forgets `terminated` (q_learning, which calls it, bootstraps past the end too).
+    # A td_targets that forgets `terminated`: only td_targets loses points (q_learning's checks run it with the
+    # package's td_targets, checks.reference_answers).
     forgot_terminated = _edit(
         correct, "td_targets", lambda s: _replace(s, "gamma * not_over * best_next", "gamma * best_next")
     )
