@@ -1,11 +1,18 @@
 """The classic-bug catalogue, graded: every mistake of tests/submissions/catalogue.py loses its points and is named.
 
 Each mistake is a filled-in student notebook with that one mistake
-(tests/submissions/mistakes/). They are graded as one class by
-`python -m dqn_helpers grade`, with the real nbgrader, in a copy of the course.
+(tests/submissions/mistakes/). Every hand-in's answer and test cells (the solution's
+test cells, hidden tests included, as nbgrader puts them back) run in this process, one
+after the other: which test cells fail, and what they say. One mistake per notebook
+(catalogue.GRADED_END_TO_END) is also graded by `python -m dqn_helpers grade`, the real
+nbgrader in the sandbox, in a copy of the course. Grading every hand-in that way takes
+about 9 minutes here (545 s for 65 with two at a time: a copy of the course with every
+hand-in in submitted/ and `python -m dqn_helpers grade --course COPY --jobs 2`), too long
+for `make test`; running their cells in process takes about 2.5 minutes.
 """
 
 import csv
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,23 +23,24 @@ from dqn_helpers.instructor.grading import WRITTEN_ANSWER_NOTE, graded_cells
 from tests import cells
 from tests.conftest import REPO, grade_command
 from tests.submissions import build
-from tests.submissions.catalogue import MISTAKES
+from tests.submissions.catalogue import GRADED_END_TO_END, MISTAKES
 
 pytestmark = pytest.mark.notebooks
 
 HAND_INS = REPO / "tests" / "submissions" / "mistakes"
+END_TO_END = [mistake for mistake in MISTAKES if mistake.name in GRADED_END_TO_END]
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> Path:
     """A copy of the course with every mistake graded."""
     course = tmp_path_factory.mktemp("catalogue")
-    for assignment in sorted({mistake.assignment for mistake in MISTAKES}):
+    for assignment in sorted({mistake.assignment for mistake in END_TO_END}):
         shutil.copytree(
             REPO / "solutions" / assignment, course / "solutions" / assignment, ignore=shutil.ignore_patterns("runs")
         )
     shutil.copy(REPO / "nbgrader_config.py", course)
-    for mistake in MISTAKES:
+    for mistake in END_TO_END:
         shutil.copytree(HAND_INS / mistake.name, course / "submitted" / mistake.name)
     command = grade_command(course, "--jobs", "2")
     result = subprocess.run(command, capture_output=True, text=True)
@@ -51,7 +59,7 @@ def _errors(course: Path, mistake) -> dict[str, str]:
     return shown
 
 
-@pytest.mark.parametrize("mistake", MISTAKES, ids=lambda mistake: mistake.name)
+@pytest.mark.parametrize("mistake", END_TO_END, ids=lambda mistake: mistake.name)
 def test_each_mistake_loses_its_points_and_is_named(graded, mistake):
     """Check that the mistake fails exactly its test cells, keeps every other point, and its check names it."""
     with open(graded / "grading" / "grades.csv") as file:
@@ -74,6 +82,28 @@ def test_each_mistake_loses_its_points_and_is_named(graded, mistake):
         f"{test}: {errors[test][:400]}" for test in mistake.lost
     )
     assert "Traceback" not in errors[named[0]]
+
+
+@pytest.mark.parametrize("mistake", MISTAKES, ids=lambda mistake: mistake.name)
+def test_each_mistake_fails_exactly_its_test_cells_when_its_cells_run(mistake):
+    """Check that a hand-in's test cells, run in order with its answers, fail exactly the listed ones, naming the mistake."""
+    notebook = json.loads((HAND_INS / mistake.name / mistake.assignment / f"{mistake.assignment}.ipynb").read_text())
+    errors = cells.run_graded_cells(notebook, REPO / "solutions" / mistake.assignment / f"{mistake.assignment}.ipynb")
+    failed = {test for test, error in errors.items() if error is not None}
+    assert failed == set(mistake.lost), f"{mistake.name}: failed {sorted(failed)}, expected {sorted(mistake.lost)}"
+    named = [test for test in mistake.lost if mistake.message in errors[test]]
+    assert named, f"{mistake.name}: no failing check says {mistake.message!r}; they say:\n" + "\n".join(
+        f"{test}: {errors[test][:400]}" for test in mistake.lost
+    )
+
+
+def test_the_filled_in_notebooks_pass_every_test_cell_when_their_cells_run():
+    """Check the in-process runner itself: a correct hand-in of each assignment fails no test cell."""
+    for assignment in sorted({mistake.assignment for mistake in MISTAKES}):
+        errors = cells.run_graded_cells(
+            build.filled_in(assignment), REPO / "solutions" / assignment / f"{assignment}.ipynb"
+        )
+        assert errors and all(error is None for error in errors.values()), (assignment, errors)
 
 
 def test_every_classic_mistake_is_in_the_catalogue():

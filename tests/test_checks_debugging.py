@@ -125,7 +125,17 @@ BUGGY_TARGETS = [
     (
         _targets(lambda r, d, q, g: np.where(d > 0, r + g * q.max(axis=1), r)),
         checks.check_compute_targets_terminal,
-        "ignore `dones`",
+        "your targets are inverted",
+    ),
+    (
+        _targets(lambda r, d, q, g: np.where(d > 0, r + g * q.max(axis=1), r)),
+        checks.check_compute_targets_per_sample,
+        "is the test on `dones` inverted",
+    ),
+    (
+        _targets(lambda r, d, q, g: r + 0.99 * (1 - d) * q.max(axis=1)),
+        checks.check_compute_targets_per_sample,
+        "ignore the gamma they are given",
     ),
     (
         _targets(lambda r, d, q, g: np.where(d > 0, 0.0, r + g * q.max(axis=1))),
@@ -187,11 +197,17 @@ def test_target_mistakes_beyond_the_planted_ones_are_named(compute_targets, chec
         check(compute_targets)
 
 
-def _sampler(order=(0, 1, 2, 3, 4), replace=False, fail=False):
+def _global_generator(memory, batch_size, rng):
+    """A sampler that draws with np.random instead of the rng it is given."""
+    return script()["sample_batch"](memory, batch_size, np.random.default_rng())
+
+
+def _sampler(order=(0, 1, 2, 3, 4), replace=False, fail=False, first_rows=False):
     def sample_batch(memory, batch_size, rng):
         if fail:
             raise IndexError("deque index out of range")
-        chosen = [memory[i] for i in rng.choice(len(memory), size=batch_size, replace=replace)]
+        drawn = range(batch_size) if first_rows else rng.choice(len(memory), size=batch_size, replace=replace)
+        chosen = [memory[i] for i in drawn]
         fields = list(zip(*chosen))
         states, actions, rewards, next_states, dones = (fields[i] for i in order)
         return (
@@ -209,6 +225,8 @@ BUGGY_SAMPLERS = [
     (_sampler(order=(3, 1, 2, 0, 4)), "`states` hold the transitions' next_states"),
     (_sampler(order=(0, 1, 4, 3, 2)), "`rewards` hold the transitions' dones"),
     (_sampler(replace=True), "drew a transition twice"),
+    (_sampler(first_rows=True), "drew the same transitions, \\[0, 1, 2, 3\\], with four differently seeded generators"),
+    (_global_generator, "with generators seeded alike drew different transitions"),
     (_sampler(fail=True), "sample_batch\\(memory, 4, rng\\) raised IndexError: deque index out of range"),
 ]
 
@@ -233,7 +251,17 @@ def _stepper(*, loss="huber", train_target=False):
         optimizer.apply_gradients(zip(tape.gradient(value, trained.trainable_variables), trained.trainable_variables))
         return float(value)
 
-    return train_step, functions["compute_targets"]
+    return train_step
+
+
+def test_a_compute_targets_mistake_costs_only_its_own_cells():
+    """Check that the train-step check runs the student's train_step with the package's compute_targets."""
+    namespace = script()
+    namespace["compute_targets"] = lambda rewards, dones, next_q_values, gamma=0.99: rewards + next_q_values.max(axis=0)
+    results = run_test_cells(namespace)
+    assert results["train_step_action_taken"] is None, results["train_step_action_taken"]
+    assert results["compute_targets_per_sample"] is not None
+    assert namespace["compute_targets"](np.zeros(2), np.zeros(2), np.ones((2, 2))).tolist() == [1.0, 1.0]  # put back
 
 
 @pytest.mark.parametrize(
@@ -246,4 +274,4 @@ def _stepper(*, loss="huber", train_target=False):
 def test_train_step_mistakes_beyond_the_planted_one_are_named(options, message):
     """Check that a squared-error loss and a trained target network are named."""
     with pytest.raises(AssertionError, match=message):
-        checks.check_train_step_action_taken(*_stepper(**options))
+        checks.check_train_step_action_taken(_stepper(**options))

@@ -130,6 +130,13 @@ class GlobalRandom(Policy):
         return int(np.argmax(self.q_values(state)))
 
 
+class ExploresWithTheGlobalGenerator(Policy):
+    def __call__(self, state, rng, epsilon=0.0):
+        if np.random.random() < epsilon:  # the choice with np.random, the action with rng
+            return int(rng.integers(self.num_actions))
+        return int(np.argmax(self.q_values(state)))
+
+
 class FourActionsHardCoded(Policy):
     def __init__(self, q_network):
         super().__init__(q_network)
@@ -265,6 +272,9 @@ NoPadding = _writer("NoPadding", prepare=_enlarge, pad=False)
 DefaultMacroBlockSize = _writer("DefaultMacroBlockSize", prepare=_enlarge, pad=False, macro_block_size=16)
 Mpeg4Codec = _writer("Mpeg4Codec", prepare=_enlarge, codec="mpeg4")
 Yuv444 = _writer("Yuv444", prepare=_enlarge, pixelformat="yuv444p")
+BASELINE = {"ffmpeg_params": ["-profile:v", "baseline"]}  # as the notebook asks: then ffmpeg refuses other formats
+Mpeg4CodecInBaseline = _writer("Mpeg4CodecInBaseline", prepare=_enlarge, codec="mpeg4", **BASELINE)
+Yuv444InBaseline = _writer("Yuv444InBaseline", prepare=_enlarge, pixelformat="yuv444p", **BASELINE)
 Tiled = _writer("Tiled", prepare=lambda f, s: np.tile(f, (s, s, 1)))
 SwapsRedAndBlue = _writer("SwapsRedAndBlue", prepare=lambda f, s: _enlarge(f, s)[..., ::-1])
 RepeatsTheChannelAxis = _writer(
@@ -314,6 +324,7 @@ BUGGY = [
     (ExploresWithoutTheGreedyAction, checks.check_policy_explores, "never picks the greedy action"),
     (ExploresOneActionShort, checks.check_policy_explores, "never picks action 3.*upper end is excluded"),
     (GlobalRandom, checks.check_policy_explores, "with the `rng` passed to the policy"),
+    (ExploresWithTheGlobalGenerator, checks.check_policy_explores, "with epsilon = 0.5.*the choice to explore is"),
     # the loop: a lost life is not the end of a game; true points; every game to its end
     (
         StopsAtTheFirstLostLife,
@@ -338,6 +349,12 @@ BUGGY = [
         "every game was reset with seed=3.*same random no-op start",
     ),
     (NoSeed, checks.check_evaluate_agent_no_op_starts, "without a seed the no-op starts are not reproducible"),
+    (
+        SameSeedEveryGame,
+        checks.check_evaluate_agent_matches_the_protocol_on_breakout,
+        "game 1 was reset with seed=0, not seed \\+ 1 = 1",
+    ),
+    (NoSeed, checks.check_evaluate_agent_matches_the_protocol_on_breakout, "game 0 was reset with seed=None"),
     (EpsilonNotPassedOn, checks.check_evaluate_agent_no_op_starts, "called with epsilon 'not given': pass it on"),
     (EpsilonZero, checks.check_evaluate_agent_no_op_starts, "called with epsilon 0.0: pass it on"),
     (
@@ -356,6 +373,10 @@ BUGGY = [
     (DefaultMacroBlockSize, checks.check_video_odd_sizes, "imageio resized your frames"),
     (Mpeg4Codec, checks.check_video_format, "codec is 'mpeg4'.*libx264"),
     (Yuv444, checks.check_video_format, "pixel format is 'yuv444p.*pixelformat='yuv420p'"),
+    (Mpeg4CodecInBaseline, checks.check_video_format, "ffmpeg refused.*codec 'mpeg4'.*codec='libx264'"),
+    (Mpeg4CodecInBaseline, checks.check_video_odd_sizes, "no video even from frames of an even size"),
+    (Yuv444InBaseline, checks.check_video_pixels, "no video at the path.*Likely causes"),
+    (NoFolderMade, checks.check_video_odd_sizes, "no video even from frames of an even size.*mkdir"),
     (Tiled, checks.check_video_pixels, "np.tile repeats the whole picture"),
     (SwapsRedAndBlue, checks.check_video_pixels, "red and blue swapped"),
     (RepeatsTheChannelAxis, checks.check_video_format, "channel axis"),
@@ -416,6 +437,15 @@ def test_buggy_answers_fail_with_a_message_that_names_the_mistake(answer, check,
     """Check that each buggy answer fails its check with a message naming its mistake."""
     with pytest.raises(AssertionError, match=message):
         check(answer)
+
+
+@pytest.mark.parametrize("policy_class", [StateNotBatched, KeepsTheBatchAxis, ScalesTheState], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "check", [checks.check_policy_is_greedy, checks.check_policy_explores], ids=lambda f: f.__name__
+)
+def test_a_q_values_mistake_costs_only_the_q_values_check(check, policy_class):
+    """Check that the checks of choosing an action use the network's exact Q-values, not the policy's own q_values."""
+    check(policy_class)
 
 
 def test_hard_coded_action_count_is_named():

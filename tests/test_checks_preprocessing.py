@@ -128,6 +128,11 @@ def keeps_float_frames(frame, size=(84, 84), top=0, bottom=None):
     return cv2.resize(gray, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
+def rounds_to_int(frame, size=(84, 84), top=0, bottom=None):
+    gray = np.round(frame @ LUMA).astype(int)[top:bottom, :]  # int64: OpenCV has no area resize for it
+    return cv2.resize(gray, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
 def scales_to_unit_range(frame, size=(84, 84), top=0, bottom=None):
     return preprocess_frame(frame, size, top, bottom).astype(np.float32) / 255.0
 
@@ -264,6 +269,11 @@ def reward_of_first_frame_only(env, action, skip=4):
     return _skip(env, action, skip, pool=lambda f: np.max(np.stack(f[-2:]), axis=0), add_reward=add)
 
 
+def clips_each_reward(env, action, skip=4):
+    add = lambda total, reward, t: total + np.sign(reward)  # noqa: E731
+    return _skip(env, action, skip, pool=lambda f: np.max(np.stack(f[-2:]), axis=0), add_reward=add)
+
+
 def ignores_truncated(env, action, skip=4):
     return _skip(env, action, skip, pool=lambda f: np.max(np.stack(f[-2:]), axis=0), stop_on_truncated=False)
 
@@ -309,6 +319,12 @@ class NewestFirst(FrameStacker):
     def push(self, frame):
         self.frames[1:] = self.frames[:-1].copy()
         self.frames[0] = frame
+        return self.frames.copy()
+
+
+class PushWithoutShift(FrameStacker):
+    def push(self, frame):
+        self.frames[-1] = frame
         return self.frames.copy()
 
 
@@ -466,8 +482,23 @@ BUGGY = [
     ),
     (reward_of_last_frame_only, REWARD, {}, r"should add the rewards of all 4 frames.*frames \[4\] only"),
     (reward_of_first_frame_only, REWARD, {}, r"yours is 1, the reward of frames \[1\] only"),
+    (
+        clips_each_reward,
+        REWARD,
+        {},
+        r"yours is 4, and stays 4 when every reward is 3 times larger: the rewards are clipped",
+    ),
+    (rounds_to_int, OUTPUT, {}, r"raised error.*np.round\(gray\).astype\(np.uint8\).*astype\(int\) gives int64"),
+    (rounds_to_int, GRAY, {}, r"cv2.resize has no area resize for the dtype"),
+    (rounds_to_int, GEOMETRY, {}, r"cv2.resize has no area resize for the dtype"),
+    (PushWithoutShift, ORDER, {}, r"got \[zeros, zeros, zeros, frame 2\]: each push moves every frame one slot"),
     (never_stops_early, REWARD, {}, r"called env.step\(\) again after the game ended on frame 2"),
-    (ignores_truncated, REWARD, {}, r"again after the game ended on frame 3.*`truncated`"),
+    (
+        ignores_truncated,
+        REWARD,
+        {},
+        r"again after the game ended on frame 3 of the skip \(that step returned truncated=True\).*a time limit ends",
+    ),
     (
         crashes_when_one_frame,
         REWARD,
@@ -601,6 +632,8 @@ ONE_CHECK_PER_MISTAKE = [  # (mistake, the sibling checks it must still pass)
     (Float64Stack, (RESET, COPY)),
     (ResetKeepsOldFrames, (ORDER, COPY)),
     (ReturnsInternalArray, (ORDER, RESET)),
+    (clips_each_reward, (FRAMES,)),
+    (PushWithoutShift, (RESET, COPY)),  # the copy check's own probe does not rely on the order
 ]
 
 

@@ -69,6 +69,10 @@ def reference_build(num_actions, input_shape=(4, 84, 84)):
     return nature_cnn(num_actions, input_shape=input_shape)
 
 
+def fixed_input_shape_build(num_actions, input_shape=(4, 84, 84)):
+    return nature_cnn(num_actions)  # the input_shape argument left unused
+
+
 CORRECT_BUILDS = [reference_build, make_build(), make_build(separate_relu=True)]
 NETWORK_CHECKS = [checks.check_q_network_architecture, checks.check_q_network_matches_the_paper]
 
@@ -77,6 +81,7 @@ BUGGY_BUILDS = [
     (make_build(dtype="float32"), checks.check_q_network_architecture, "input is float32: frames must stay uint8"),
     (make_build(scales=0), checks.check_q_network_matches_the_paper, "never scales the frames to \\[0, 1\\]"),
     (make_build(scales=2), checks.check_q_network_matches_the_paper, "scales the frames twice"),
+    (fixed_input_shape_build, checks.check_q_network_architecture, "shape \\(5, 84, 84\\).*use the input_shape"),
     # channel axis confusion
     (
         make_build(permute=None),
@@ -213,14 +218,25 @@ def test_buggy_q_of_actions_are_named(answer, message):
 
 
 def make_td_targets(
-    *, mask="done", max_axis=1, keepdims=False, chooser="online", valuer="target", argmax_axis=1, discount=True
+    *,
+    mask="done",
+    max_axis=1,
+    keepdims=False,
+    chooser="online",
+    valuer="target",
+    argmax_axis=1,
+    discount=True,
+    gamma_power=1,
+    reduce=tf.reduce_max,
+    reward_sign=1.0,
 ):
     """The notebook's td_targets, with switches for the classic target mistakes."""
 
     def td_targets(rewards, terminated, next_q_target, gamma, next_q_online=None):
-        gamma = gamma if discount else 1.0
+        gamma = gamma**gamma_power if discount else 1.0
+        rewards = reward_sign * rewards
         if next_q_online is None:
-            next_values = tf.reduce_max(next_q_target, axis=max_axis, keepdims=keepdims)
+            next_values = reduce(next_q_target, axis=max_axis, keepdims=keepdims)
         else:
             networks = {"online": next_q_online, "target": next_q_target}
             next_actions = tf.argmax(networks[chooser], axis=argmax_axis)
@@ -260,6 +276,14 @@ BUGGY_TD_TARGETS = [
         "swaps the networks' roles",
     ),
     (make_td_targets(discount=False), checks.check_td_targets, "ignores the discount"),
+    (make_td_targets(discount=False), checks.check_td_targets_double_dqn, "Double DQN target ignores the discount"),
+    (make_td_targets(gamma_power=2), checks.check_td_targets, "discounts twice"),
+    (make_td_targets(gamma_power=2), checks.check_td_targets_double_dqn, "discounts twice"),
+    (make_td_targets(max_axis=None), checks.check_td_targets, "max runs over the whole batch \\(no axis\\)"),
+    (make_td_targets(reduce=tf.reduce_mean), checks.check_td_targets, "averages the next Q-values"),
+    (make_td_targets(reward_sign=0.0), checks.check_td_targets, "leaves out the reward"),
+    (make_td_targets(reward_sign=-1.0), checks.check_td_targets_double_dqn, "subtracts the reward"),
+    (make_td_targets(mask="inverted"), checks.check_td_targets_double_dqn, "is the terminal mask inverted"),
 ]
 
 
@@ -327,10 +351,13 @@ def make_make_train_step(
     ascent=False,
     apply=True,
     returns="loss",
+    own_gamma=None,
 ):
     """The notebook's make_train_step, with switches for the classic mistakes of the learning step."""
 
     def make_train_step(online_network, target_network, optimizer, gamma=0.99, double_dqn=False):
+        gamma = own_gamma or gamma
+
         def train_step(states, actions, rewards, next_states, terminated):
             bootstrap = {"target": target_network, "online": online_network}[bootstrap_from]
             next_q_online = online_network(next_states, training=False) if double_dqn and honour_double else None
@@ -345,7 +372,7 @@ def make_make_train_step(
                 q_taken = q_of_actions(q_values, actions) if pick == "taken" else tf.reduce_max(q_values, axis=1)
                 if broadcast:
                     q_taken = q_taken[:, None]
-                errors = targets - q_taken
+                errors = targets[:, None] - q_values if pick == "all" else targets - q_taken
                 losses = huber_loss(errors) if loss == "huber" else tf.square(errors)
                 value = tf.reduce_mean(losses) if reduce == "mean" else tf.reduce_sum(losses)
                 if ascent:
@@ -353,6 +380,7 @@ def make_make_train_step(
             variables = {
                 "online": online_network.trainable_variables,
                 "both": online_network.trainable_variables + target_network.trainable_variables,
+                "target only": target_network.trainable_variables,
             }[trained]
             gradients = tape.gradient(value, variables)
             if apply:
@@ -364,6 +392,9 @@ def make_make_train_step(
                 for target, online in zip(target_network.weights, online_network.weights):
                     target.assign(online)
             value = -value if ascent else value
+            if returns == "after the update":
+                q_after = q_of_actions(online_network(states, training=False), actions)
+                value = tf.reduce_mean(huber_loss(targets - q_after))
             return (value, tf.reduce_mean(q_taken)) if returns == "tuple" else value
 
         return tf.function(train_step) if compiled else train_step
@@ -414,6 +445,9 @@ BUGGY_TRAIN_STEPS = [
     (make_make_train_step(apply=False), LOSS, "did not change the online network's weights"),
     (make_make_train_step(apply=False), TARGET, "online network's weights never changed"),
     (make_make_train_step(returns="tuple"), LOSS, "must return the loss alone"),
+    (make_make_train_step(pick="all"), LOSS, "Q-values of every action, a \\(B, 1\\) minus a \\(B, num_actions\\)"),
+    (make_make_train_step(own_gamma=0.99), LOSS, "does not use its gamma argument"),
+    (make_make_train_step(returns="after the update"), LOSS, "returned the loss after its update"),
     (make_make_train_step(apply=False), OVERFIT, "should fall towards zero.*never moved"),
     (make_make_train_step(ascent=True), OVERFIT, "should fall towards zero.*It grew"),
 ]

@@ -116,6 +116,21 @@ LenGrowsPastCapacity = _updates_cursor_and_size(
     "LenGrowsPastCapacity", lambda b, cursor, size: ((cursor + 1) % b.capacity, size + 1)
 )
 
+WrapsOneSlotEarly = _updates_cursor_and_size(
+    "WrapsOneSlotEarly", lambda b, cursor, size: ((cursor + 1) % (b.capacity - 1), min(size + 1, b.capacity))
+)
+WrapsAtTheSize = _updates_cursor_and_size(
+    "WrapsAtTheSize", lambda b, cursor, size: ((cursor + 1) % (size + 1), min(size + 1, b.capacity))
+)
+LenFollowsTheCursor = _updates_cursor_and_size(
+    "LenFollowsTheCursor", lambda b, cursor, size: ((cursor + 1) % b.capacity, (cursor + 1) % b.capacity)
+)
+
+
+class StoresTheStateAsNextState(StackBuffer):
+    def add(self, state, action, reward, next_state, terminated, truncated=False):
+        super().add(state, action, reward, state, terminated, truncated)
+
 
 class SamplesOnlySinceTheWrap(StackBuffer):
     def sample(self, batch_size, rng):
@@ -235,6 +250,11 @@ class StateIsTheNextState(FrameBuffer):
         return _frame_sample(self, batch_size, rng, state_offset=0)
 
 
+class StateTwoFramesBack(FrameBuffer):
+    def sample(self, batch_size, rng):
+        return _frame_sample(self, batch_size, rng, state_offset=-2)
+
+
 class Float32Frames(FrameBuffer):
     def __init__(self, capacity, frame_shape=(84, 84), stack_size=4):
         super().__init__(capacity, frame_shape, stack_size)
@@ -299,7 +319,12 @@ BUGGY = [
     (OverwritesTheLastSlot, checks.check_buffer_wraps_around, "must overwrite the oldest slot"),
     # len keeps growing past capacity
     (LenGrowsPastCapacity, checks.check_buffer_len_stops_at_capacity, "must stop growing at capacity"),
-    (LenGrowsPastCapacity, checks.check_buffer_wraps_around, "IndexError.*len\\(self\\) must stop at capacity"),
+    (LenGrowsPastCapacity, checks.check_buffer_wraps_around, "len\\(buffer\\) is 25, not 10"),
+    (LenFollowsTheCursor, checks.check_buffer_wraps_around, "len\\(buffer\\) is 5, not 10: sample draws among"),
+    # the cursor wraps too early: an empty slot comes back, blamed on add, not on sample
+    (WrapsOneSlotEarly, checks.check_buffer_wraps_around, "every slot should hold a transition: add's cursor skips"),
+    (WrapsAtTheSize, checks.check_buffer_never_returns_unwritten_slots, "some adds wrote into the same slot"),
+    (SamplesOnePastTheEnd, checks.check_buffer_never_returns_unwritten_slots, "Draw indices only among"),
     # sampling only the first N slots after wraparound; sampling without the full range
     (SamplesOnlySinceTheWrap, checks.check_buffer_wraps_around, "not only those written since the cursor wrapped"),
     (SamplesOneShort, checks.check_buffer_samples_uniformly, "never returned the newest one"),
@@ -313,6 +338,8 @@ BUGGY = [
     # next_state rebuilt from the wrong index; stacks in the wrong order
     (NextStateFromTheWrongIndex, checks.check_buffer_returns_exact_transitions, "not one step apart"),
     (StateIsTheNextState, checks.check_buffer_returns_exact_transitions, "state and next_state .* are the same stack"),
+    (StoresTheStateAsNextState, checks.check_buffer_returns_exact_transitions, "store the next_state passed to add"),
+    (StateTwoFramesBack, checks.check_buffer_stacks_stop_at_episode_start, "not one step apart"),
     (
         NextStateInTheNextSlot,
         checks.check_buffer_returns_exact_transitions,
@@ -358,6 +385,13 @@ def test_buggy_buffers_fail_with_a_message_that_names_the_mistake(buffer_class, 
     """Check that each buggy buffer fails its check with a message naming its mistake."""
     with pytest.raises(AssertionError, match=message):
         check(buffer_class)
+
+
+def test_a_crossing_after_terminated_episodes_does_not_blame_truncation():
+    """Check that a buffer that stacks across every episode boundary is not told that truncation is its mistake."""
+    with pytest.raises(AssertionError, match="across an episode boundary") as failure:
+        checks.check_buffer_keeps_truncated_apart(StacksAcrossEpisodes)
+    assert "truncation ends the episode too" not in str(failure.value)
 
 
 def test_a_buffer_that_cannot_be_built_is_named():

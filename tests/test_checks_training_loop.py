@@ -213,6 +213,14 @@ def test_a_buggy_loop_fails_with_a_message_that_names_the_mistake(bug, settings,
 
 
 @pytest.mark.training
+def test_the_visible_check_sees_a_mistake_that_shows_only_after_a_resume():
+    """Check that a loop check called as the notebook calls it (no settings) also runs a resumed run."""
+    with pytest.raises(AssertionError, match="resumed at agent step 120 .*restarted from 0 at start_step"):
+        checks.check_training_loop_decays_epsilon_per_step(_LOOPS["epsilon_restarts_on_resume"])
+    checks.check_training_loop_decays_epsilon_per_step(correct_loop)
+
+
+@pytest.mark.training
 @pytest.mark.parametrize(("bug", "message"), STOPPING_LOOPS, ids=[row[0] for row in STOPPING_LOOPS])
 @pytest.mark.parametrize("check", LOOP_CHECKS, ids=lambda f: f.__name__)
 def test_a_loop_that_stops_fails_every_loop_check(check, bug, message):

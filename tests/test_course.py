@@ -220,6 +220,30 @@ def test_notebooks_are_committed_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.name)
+def test_each_introduction_states_the_grading_contract_as_graded(path):
+    """Check the opening's Grading paragraph: the notebook's points and each exercise's, as its metadata gives them."""
+    from dqn_helpers.instructor.grading import graded_cells
+
+    assignment = path.parent.name
+    graded = [cell for cell in graded_cells(REPO / "solutions") if cell.assignment == assignment]
+    opening = " ".join(cells.source(json.loads(path.read_text())["cells"][0]).split())
+    assert "**Grading.**" in opening, f"{path.name}: the opening must state how the notebook is graded"
+    contract = opening[opening.index("**Grading.**") :]
+    assert f"worth {sum(cell.points for cell in graded):g} points" in contract, contract
+    written = sum(cell.points for cell in graded if cell.exercise == cell.test)
+    assert (f"{written:g} for written answers" in contract) == bool(written), contract
+    if assignment != "07_debugging":  # there the checks follow the script's functions, named in words
+        exercises: dict[str, float] = {}
+        for cell in graded:
+            if cell.exercise != cell.test:
+                exercises[cell.exercise] = exercises.get(cell.exercise, 0) + cell.points
+        for exercise, points in exercises.items():
+            assert f"`{exercise}` {points:g}" in contract, (exercise, points, contract)
+    checks_own_code = "assert_own_code" in path.read_text()
+    assert ("must be your own code" in contract) == checks_own_code, "say it exactly where hidden tests check it"
+
+
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.name)
 def test_solution_notebooks_follow_the_course_conventions(path):
     """Check ids, points, the set-up cell, test docstrings, and the opening's objectives and time."""
     notebook = json.loads(path.read_text())

@@ -88,6 +88,26 @@ def test_the_fixtures_are_what_build_writes(tmp_path):
     }
 
 
+def test_a_test_cell_belongs_to_the_answer_it_checks_even_sections_later():
+    """Check that notebook 07's checks, far below the script's functions, count for the function each one checks."""
+    exercise_of = {
+        cell.test: cell.exercise for cell in graded_cells(REPO / "solutions") if cell.assignment == "07_debugging"
+    }
+    assert exercise_of == {
+        "build_model_architecture": "build_model",
+        "build_model_explanation": "build_model_explanation",
+        "compute_targets_per_sample": "compute_targets",
+        "compute_targets_per_sample_explanation": "compute_targets_per_sample_explanation",
+        "sample_batch_fields": "sample_batch",
+        "sample_batch_explanation": "sample_batch_explanation",
+        "targets_by_hand_check": "targets_by_hand",
+        "compute_targets_terminal": "compute_targets",
+        "compute_targets_terminal_explanation": "compute_targets_terminal_explanation",
+        "train_step_action_taken": "train_step",
+        "train_step_explanation": "train_step_explanation",
+    }
+
+
 def test_grading_the_class_finishes_and_reports_everyone(graded):
     """Check that the batch survives every submission and writes a row per student and test cell."""
     course, result = graded

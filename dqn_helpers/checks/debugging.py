@@ -13,8 +13,8 @@ over transitions ``(state, action, reward, next_state, done)``, returning
 ``(states, actions, rewards, next_states, dones)``; ``compute_targets(rewards,
 dones, next_q_values, gamma)`` in NumPy; and ``train_step(model, target_model,
 optimizer, states, actions, rewards, next_states, dones) -> loss``, which calls
-``compute_targets``. Each check tests only its own function: the train step is
-checked against the targets of the student's own ``compute_targets``, so one mistake
+``compute_targets``. Each check tests only its own function: the train step runs
+with the package's ``compute_targets`` in place of the student's, so one mistake
 costs one exercise.
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dqn_helpers._tensorflow import keras, tf
-from dqn_helpers.checks import SHAPE_HINTS, as_numbers, call_answer, close, name_the_mistake
+from dqn_helpers.checks import SHAPE_HINTS, as_numbers, call_answer, close, judged_alone, name_the_mistake
 from dqn_helpers.checks.q_network import (
     check_q_network_architecture,
     huber,
@@ -44,6 +44,7 @@ __all__ = [
     "check_sample_batch",
     "check_targets_by_hand",
     "check_train_step_action_taken",
+    "reference_compute_targets",
 ]
 
 FIELDS = ("states", "actions", "rewards", "next_states", "dones")  # the order the loop stores and train_step takes
@@ -167,7 +168,8 @@ def check_sample_batch(sample_batch: Callable, size: int = 6, batch_size: int = 
 
     Raises:
         AssertionError: Naming a field that holds another field's values (fields
-            unpacked in the wrong order), a wrong count or dtype, repeated transitions.
+            unpacked in the wrong order), a wrong count or dtype, repeated transitions,
+            draws that are not random or do not come from the ``rng`` given.
     """
     memory, stored = _memory(size, seed)
     for count in (batch_size, size):
@@ -204,6 +206,28 @@ def check_sample_batch(sample_batch: Callable, size: int = 6, batch_size: int = 
         for name, kind in (("actions", np.integer), ("states", np.uint8), ("next_states", np.uint8)):
             if not np.issubdtype(batch[name].dtype, kind):
                 raise AssertionError(f"the batch's {name} must be {kind.__name__}, got {batch[name].dtype}")
+    _check_draws_come_from_rng(sample_batch, memory, batch_size, seed)
+
+
+def _drawn(sample_batch: Callable, memory: list, batch_size: int, seed: int) -> list[int]:
+    """Which transitions (by the number their state is filled with) a sample with this seed draws, in order."""
+    batch = call_answer(sample_batch, "sample_batch", memory, batch_size, np.random.default_rng(seed))
+    return (np.asarray(batch[0]).reshape(batch_size, -1)[:, 0].astype(int) % 100).tolist()
+
+
+def _check_draws_come_from_rng(sample_batch: Callable, memory: list, batch_size: int, seed: int) -> None:
+    """Fail unless the draws are random and come from the ``rng`` given: equal seeds alike, other seeds not."""
+    first = _drawn(sample_batch, memory, batch_size, seed + 100)
+    if _drawn(sample_batch, memory, batch_size, seed + 100) != first:
+        raise AssertionError(
+            "two calls of sample_batch with generators seeded alike drew different transitions: draw the indices with "
+            "the `rng` it is given, rng.choice(len(memory), size=batch_size, replace=False)"
+        )
+    if all(_drawn(sample_batch, memory, batch_size, other) == first for other in (seed + 101, seed + 102, seed + 103)):
+        raise AssertionError(
+            f"sample_batch drew the same transitions, {first}, with four differently seeded generators: a minibatch "
+            "must be drawn at random, rng.choice(len(memory), size=batch_size, replace=False)"
+        )
 
 
 def _same(values: np.ndarray, expected: np.ndarray) -> bool:
@@ -219,6 +243,7 @@ def _same(values: np.ndarray, expected: np.ndarray) -> bool:
 _REWARDS = np.array([1.0, 0.0, 2.0, -1.0], np.float32)
 _NEXT_Q = np.array([[6.0, 2.0, 1.0], [-4.0, 5.0, 3.0], [0.0, 8.0, 9.0], [1.0, -2.0, 0.0]], np.float32)
 _GAMMA = 0.5
+SCRIPT_GAMMA = 0.99  # the script's GAMMA, compute_targets' default
 
 
 def _call_targets(compute_targets: Callable, rewards, dones, next_q_values, gamma) -> np.ndarray:
@@ -242,7 +267,8 @@ def check_compute_targets_per_sample(compute_targets: Callable, seed: int | None
 
     Raises:
         AssertionError: Naming a max over the whole batch, a max over the batch axis,
-            a missing discount.
+            a missing discount, a mean in place of the max, an inverted test on ``dones``,
+            the gamma argument left unused.
     """
     dones = np.zeros(len(_REWARDS), np.float32)
     targets = _call_targets(compute_targets, _REWARDS, dones, _NEXT_Q, _GAMMA)
@@ -254,6 +280,10 @@ def check_compute_targets_per_sample(compute_targets: Callable, seed: int | None
         "your targets ignore the discount: y = r + gamma * max_a' Q(s', a')": _REWARDS + _NEXT_Q.max(axis=1),
         "your targets take the mean of the next Q-values; Q-learning bootstraps from the best action's value, "
         "max over axis=1": _REWARDS + _GAMMA * _NEXT_Q.mean(axis=1),
+        "with no terminal transition your targets are the rewards alone: is the test on `dones` inverted? Where done "
+        "is 0 the target bootstraps, r + gamma * max_a' Q(s', a')": _REWARDS,
+        f"your targets ignore the gamma they are given (gamma = {_GAMMA} here; they match the script's GAMMA = "
+        f"{SCRIPT_GAMMA}): use the argument": _REWARDS + SCRIPT_GAMMA * _NEXT_Q.max(axis=1),
     }
     name_the_mistake(
         targets,
@@ -301,6 +331,12 @@ def check_compute_targets_terminal(compute_targets: Callable, seed: int | None =
             "brick as the ball was lost). A made-up penalty changes the game's rewards, and the agent then learns "
             "to value states by it"
         )
+    if close(targets[~terminal], rewards[~terminal]):
+        raise AssertionError(
+            "your targets are inverted: the terminal transitions bootstrap from a next state that does not exist, and "
+            "the others are their rewards alone. Where done is 1 the target is the reward alone; where it is 0, "
+            "r + gamma * max_a' Q(s', a')"
+        )
     wrong = {
         "your terminal targets ignore `dones`: they bootstrap from a next state that does not exist. Where done is 1 "
         "the target is the reward alone": rewards[terminal] + _GAMMA * _NEXT_Q.max(axis=1)[terminal],
@@ -331,14 +367,21 @@ def _check_random_terminal(compute_targets: Callable, seed: int) -> None:
 # --- train_step --------------------------------------------------------------------------------
 
 
+def reference_compute_targets(rewards, dones, next_q_values, gamma=SCRIPT_GAMMA):
+    """The script's ``compute_targets`` with its two mistakes fixed: ``y = r + gamma (1 - done) max_a' Q(s', a')``."""
+    rewards, dones = np.asarray(rewards, np.float32), np.asarray(dones, np.float32)
+    return rewards + gamma * (1.0 - dones) * np.asarray(next_q_values).max(axis=1)
+
+
+@judged_alone(compute_targets=reference_compute_targets)
 def check_train_step_action_taken(
-    train_step: Callable, compute_targets: Callable, num_actions: int = 3, batch_size: int = 6, seed: int = 0
+    train_step: Callable, num_actions: int = 3, batch_size: int = 6, seed: int = 0
 ) -> None:
     """Check that ``train_step`` fits ``Q(s, a)`` of the action taken: its loss and its one gradient step.
 
     The check runs the step on tiny networks of its own with plain gradient descent,
-    and computes the targets with the student's own ``compute_targets`` (which
-    ``train_step`` calls), so that a mistake there is not counted twice.
+    with the package's ``compute_targets`` in place of the student's (which
+    ``train_step`` calls), so that a mistake there costs only its own cells.
 
     Raises:
         AssertionError: Naming a loss on ``max_a Q(s, a)``, a loss that is not the
@@ -347,18 +390,7 @@ def check_train_step_action_taken(
     """
     online, target = tiny_q_network(num_actions, seed), tiny_q_network(num_actions, seed + 1)
     batch = tiny_batch(batch_size, num_actions, seed)
-    targets = as_numbers(
-        call_answer(
-            compute_targets,
-            "compute_targets",
-            batch.rewards,
-            batch.terminated,
-            target(batch.next_states).numpy(),
-            0.99,
-            hints=SHAPE_HINTS,
-        ),
-        "compute_targets",
-    )
+    targets = reference_compute_targets(batch.rewards, batch.terminated, target(batch.next_states).numpy())
     with tf.GradientTape() as tape:
         q_values = online(batch.states)
         q_taken = tf.gather(q_values, batch.actions, axis=1, batch_dims=1)

@@ -79,6 +79,21 @@ def _expected_q(state: np.ndarray, num_actions: int) -> np.ndarray:
     return state[-1, 0, :num_actions].astype(np.float64) * _Q_SCALE + _Q_OFFSET
 
 
+def _with_reference_q_values(policy_class: Callable, num_actions: int) -> Callable:
+    """The student's class with the network's exact Q-values in place of its own ``q_values``.
+
+    The checks of choosing an action use it, so that a mistake in ``q_values`` costs only
+    the check of ``q_values``, and their messages speak of the choice alone.
+    """
+    if not isinstance(policy_class, type) or not callable(getattr(policy_class, "q_values", None)):
+        return policy_class
+
+    def q_values(self: Any, state: np.ndarray) -> np.ndarray:
+        return _expected_q(np.asarray(state), num_actions)
+
+    return type(policy_class.__name__, (policy_class,), {"q_values": q_values})
+
+
 def _build_policy(policy_class: Callable, num_actions: int) -> Any:
     network = q_values_network(num_actions)
     policy = call_answer(policy_class, f"{getattr(policy_class, '__name__', 'your policy')}(q_network)", network)
@@ -181,9 +196,10 @@ def check_policy_is_greedy(policy_class: Callable, *, num_actions: int = 4, seed
 
     Raises:
         AssertionError: If another action is picked (argmin, argmax over the batch axis,
-            inverted epsilon), or the answer is not one int.
+            inverted epsilon), or the answer is not one int. The policy's own ``q_values``
+            is replaced by the network's exact values: its mistakes are the q_values check's.
     """
-    policy = _build_policy(policy_class, num_actions)
+    policy = _build_policy(_with_reference_q_values(policy_class, num_actions), num_actions)
     rng = np.random.default_rng(seed)
     picked, greedy, worst = [], [], []
     for best in [*range(num_actions), *rng.integers(num_actions, size=6).tolist()]:
@@ -231,9 +247,11 @@ def check_policy_explores(policy_class: Callable, *, num_actions: int = 4, seed:
 
     Raises:
         AssertionError: If epsilon is ignored or inverted, exploration leaves out an
-            action, or the policy ignores the ``rng`` it is given.
+            action, or the policy ignores the ``rng`` it is given (for the action drawn or
+            for the choice to explore). The policy's own ``q_values`` is replaced by the
+            network's exact values, as in :func:`check_policy_is_greedy`.
     """
-    policy = _build_policy(policy_class, num_actions)
+    policy = _build_policy(_with_reference_q_values(policy_class, num_actions), num_actions)
     rng = np.random.default_rng(seed)
     pixels = np.arange(60, 60 + 10 * num_actions, 10)[::-1].copy()
     pixels[[0, 1]] = pixels[[1, 0]]  # action 1 is the greedy one
@@ -273,6 +291,13 @@ def check_policy_explores(policy_class: Callable, *, num_actions: int = 4, seed:
         raise AssertionError(
             "two runs of the policy with generators of the same seed chose different actions: draw the random "
             "numbers with the `rng` passed to the policy (rng.random(), rng.integers(...)), not np.random or random"
+        )
+    # With epsilon = 0.5 the choice to explore is random too: it must come from `rng` as well.
+    if frequencies(0.5, seed + 3)[1] != frequencies(0.5, seed + 3)[1]:
+        raise AssertionError(
+            "with epsilon = 0.5, two runs of the policy with generators of the same seed chose different actions, "
+            "while with epsilon = 1 they agree: the choice to explore is drawn elsewhere. Draw it with the `rng` "
+            "passed to the policy too, rng.random() < epsilon (not np.random.random() or random.random())"
         )
     mixed, _ = frequencies(0.2, seed + 2)
     greedy_share = 0.8 + 0.2 * share
@@ -565,9 +590,11 @@ class _ActionRecorder(gym.Wrapper):
     def __init__(self, env: gym.Env):
         super().__init__(env)
         self.games: list[list[int]] = []
+        self.seeds: list[int | None] = []
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         self.games.append([])
+        self.seeds.append(seed)
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
@@ -604,9 +631,31 @@ def check_evaluate_agent_matches_the_protocol_on_breakout(
     expected_actions = [[step.action for step in game] for game in games]
     expected = np.array([sum(step.reward for step in game) for game in games])
     budget = max(len(game) for game in games) + 50  # agent steps: a loop that misses the end runs into it
+    wanted_seeds = [seed + number for number in range(episodes)]
+
+    def other_seeds(recorder: _ActionRecorder) -> str | None:
+        """Games reset with other seeds are other games: that, not their length, is the finding."""
+        if recorder.seeds == wanted_seeds[: len(recorder.seeds)]:
+            return None
+        number = next(i for i, (a, b) in enumerate(zip(recorder.seeds, wanted_seeds)) if a != b)
+        return (
+            f"game {number} was reset with seed={recorder.seeds[number]}, not seed + {number} = {wanted_seeds[number]}: "
+            "another seed gives another no-op start, so another game than the protocol's. Reset game i with "
+            "seed=seed + i"
+        )
+
     with make_env("Breakout", training=False, max_episode_frames=EVAL_MAX_EPISODE_FRAMES) as env:
         recorder = _ActionRecorder(StepBudget(env, budget))
-        scores = _run_evaluation(evaluate_agent, recorder, RandomPolicy(4), episodes, 1.0, seed)
+        try:
+            scores = _run_evaluation(evaluate_agent, recorder, RandomPolicy(4), episodes, 1.0, seed)
+        except AssertionError as error:
+            finding = other_seeds(recorder)
+            if finding:
+                raise AssertionError(finding) from error
+            raise
+    finding = other_seeds(recorder)
+    if finding and len(recorder.games) == episodes:
+        raise AssertionError(finding)
     how = (
         "Reset game i with seed=seed + i, draw the actions with one rng = np.random.default_rng(seed) made before the "
         "first game, and play until `terminated` or `truncated`"
@@ -681,6 +730,35 @@ def _frames(count: int, height: int, width: int, seed: int) -> list[np.ndarray]:
     return frames
 
 
+@contextlib.contextmanager
+def _explain_ffmpeg_failure() -> Iterator[None]:
+    """Turn imageio's "Broken pipe ... FFMPEG COMMAND: ..." into the option ffmpeg refused, read from the command."""
+    import re
+
+    try:
+        yield
+    except AssertionError as error:
+        text = str(error)
+        if "FFMPEG COMMAND" not in text:
+            raise
+        command = text.split("FFMPEG COMMAND:", 1)[1].split(" -i - ", 1)[-1]  # the output's options
+        codec = re.search(r"-vcodec (\S+)", command)
+        pixel_format = re.search(r"-pix_fmt (\S+)", command)
+        found = []
+        if codec and codec.group(1) != "libx264":
+            found.append(f"codec {codec.group(1)!r} (browsers play MP4 with H.264: codec='libx264')")
+        if pixel_format and pixel_format.group(1) != "yuv420p":
+            found.append(
+                f"pixel format {pixel_format.group(1)!r} (browsers play H.264 in yuv420p, and the baseline profile "
+                "takes nothing else: pixelformat='yuv420p')"
+            )
+        why = "; ".join(found) if found else "see ffmpeg's own message above"
+        raise AssertionError(
+            f"{text.split(' FFMPEG COMMAND:', 1)[0]}: ffmpeg refused the writer's options and stopped reading frames. "
+            f"It was asked for {why}"
+        ) from error
+
+
 def _write_and_read(
     write_video: Callable, frames: list[np.ndarray], name: str, **kwargs: Any
 ) -> tuple[Any, dict[str, Any], list[np.ndarray], list[str]]:
@@ -691,7 +769,7 @@ def _write_and_read(
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "not_yet_made" / name
         arguments = ", ".join(f"{key}={value}" for key, value in kwargs.items())
-        with _catch_logged_warnings() as logged:
+        with _catch_logged_warnings() as logged, _explain_ffmpeg_failure():
             count = call_answer(
                 write_video,
                 f"write_video(frames, path, {arguments}) with {shape}",
@@ -720,7 +798,11 @@ def _write_and_read(
         if logged.messages:
             raise AssertionError(f"writing the video logged a warning (it goes to stderr): {logged.messages[0]!r}")
         if not path.exists() or path.stat().st_size == 0:
-            raise AssertionError(f"write_video returned, but there is no video at the path it was given ({path.name})")
+            raise AssertionError(
+                f"write_video returned, but there is no video at the path it was given ({path.name}). Likely causes: "
+                "ffmpeg could not encode with the writer's options (codec='libx264' and pixelformat='yuv420p' work "
+                "with every size this course uses), or the writer was never closed (use it in a `with` block)"
+            )
         try:
             with imageio.get_reader(path, format="FFMPEG") as reader:
                 meta = reader.get_meta_data()
@@ -837,8 +919,16 @@ def check_video_odd_sizes(write_video: Callable, *, seed: int = 0) -> None:
         seed: Seeds the frames' colours.
 
     Raises:
-        AssertionError: If the writer fails on odd sizes or resizes the frames.
+        AssertionError: If the writer fails on odd sizes or resizes the frames. A writer
+            that fails on even sizes too is told so, not blamed for odd ones.
     """
+    try:
+        _write_and_read(write_video, _frames(4, 44, 32, seed), "even.mp4", scale=1)
+    except AssertionError as error:
+        raise AssertionError(
+            "write_video makes no video even from frames of an even size (44 x 32), so odd sizes cannot be judged "
+            f"yet; the format check says what to fix first. What went wrong: {error}"
+        ) from error
     for scale in (1, 3):
         frames = _frames(4, 45, 31, seed)
         height, width = 45 * scale, 31 * scale

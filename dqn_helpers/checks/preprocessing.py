@@ -94,7 +94,12 @@ def _same_picture(answer: np.ndarray, expected: np.ndarray) -> bool:
 def _run_preprocess(preprocess_frame: Callable, frame: np.ndarray, **kwargs: Any) -> np.ndarray:
     """Call the answer on a copy of ``frame``; return its output as an array."""
     original = frame.copy()
-    output = preprocess_frame(frame, **kwargs)
+    try:
+        output = preprocess_frame(frame, **kwargs)
+    except AssertionError:
+        raise
+    except Exception as error:  # the student's crash, explained where it can be
+        raise AssertionError(_crash_text(error, _call_text(**kwargs))) from error
     if not np.array_equal(frame, original):
         raise AssertionError(
             "preprocess_frame changed the frame it was given: compute new arrays instead of writing into `frame`"
@@ -102,6 +107,19 @@ def _run_preprocess(preprocess_frame: Callable, frame: np.ndarray, **kwargs: Any
     if not isinstance(output, np.ndarray):
         raise AssertionError(f"preprocess_frame must return a NumPy array, got {type(output).__name__}")
     return output
+
+
+def _crash_text(error: Exception, call: str) -> str:
+    """What a crash of preprocess_frame says, with the likely cause where the error shows it."""
+    lines = str(error).strip().splitlines()
+    text = f"{call} raised {type(error).__name__}: {lines[-1] if lines else ''}"
+    if isinstance(error, cv2.error) and "resize" in str(error) and "func != 0" in str(error):
+        # OpenCV has no INTER_AREA resize for int8, int32, int64, float16 or bool images.
+        text += (
+            ". cv2.resize has no area resize for the dtype of the image it was given: round the gray levels and "
+            "make them one byte each, np.round(gray).astype(np.uint8), before resizing (astype(int) gives int64)"
+        )
+    return text
 
 
 def _call_text(**kwargs: Any) -> str:
@@ -328,7 +346,7 @@ class ScriptedGame(gym.Env):
     """A fake raw Atari game (one emulator frame per step) whose frames and rewards give away how they were used.
 
     Frame ``k`` (counting from 1 after a reset) shows one coloured sprite at a place of
-    its own on a dim background, and its reward is ``2**(k-1)``, so a sum of rewards
+    its own on a dim background, and its reward is ``reward_scale * 2**(k-1)``, so a sum of rewards
     says which frames were added. The game can end on a chosen frame; stepping after
     that raises an ``AssertionError``, as a loop that misses the end of a game would
     otherwise run on.
@@ -341,10 +359,10 @@ class ScriptedGame(gym.Env):
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, end_on: int | None = None, end_by: str = "terminated", seed: int = 0):
+    def __init__(self, end_on: int | None = None, end_by: str = "terminated", seed: int = 0, reward_scale: float = 1.0):
         self.observation_space = gym.spaces.Box(0, 255, SCREEN_SHAPE, np.uint8)
         self.action_space = gym.spaces.Discrete(4)
-        self.end_on, self.end_by, self.seed = end_on, end_by, seed
+        self.end_on, self.end_by, self.seed, self.reward_scale = end_on, end_by, seed, reward_scale
         self.frame_number = 0
         self.actions: list[Any] = []
         self.over = False
@@ -358,15 +376,17 @@ class ScriptedGame(gym.Env):
         """Give the next scripted frame and record the action."""
         if self.over:
             raise AssertionError(
-                f"skip_and_max called env.step() again after the game ended on frame {self.frame_number} of the skip: "
-                "stop repeating the action as soon as `terminated` or `truncated` is True"
+                f"skip_and_max called env.step() again after the game ended on frame {self.frame_number} of the skip "
+                f"(that step returned {self.end_by}=True): stop repeating the action as soon as `terminated` or "
+                "`truncated` is True"
+                + (": a time limit ends the episode as surely as a lost game" if self.end_by == "truncated" else "")
             )
         self.frame_number += 1
         self.actions.append(action)
         ended = self.frame_number == self.end_on
         terminated, truncated = ended and self.end_by == "terminated", ended and self.end_by == "truncated"
         self.over = ended
-        reward = float(2 ** (self.frame_number - 1))
+        reward = self.reward_scale * float(2 ** (self.frame_number - 1))
         return _scripted_frame(self.frame_number, self.seed), reward, terminated, truncated, {"lives": 5}
 
 
@@ -469,7 +489,8 @@ def check_skip_and_max_reward_and_end(skip_and_max: Callable, skip: int = 4, see
         seed: Varies the frames.
 
     Raises:
-        AssertionError: If the reward is not the sum over the frames played, the loop
+        AssertionError: If the reward is not the sum over the frames played (naming
+            the frames it counted, or rewards clipped to their sign), the loop
             steps on after ``terminated`` or ``truncated``, the flags are not passed on,
             or the game ending on the first frame of the skip is not handled (one frame
             to pool). Which frames are pooled otherwise is the frames check's job.
@@ -493,6 +514,15 @@ def check_skip_and_max_reward_and_end(skip_and_max: Callable, skip: int = 4, see
         seen = end_on or skip
         expected = float(2**seen - 1)  # 1 + 2 + ... + 2**(seen-1)
         if not np.isclose(float(total_reward), expected):
+            # A second game whose rewards are 3 times larger tells clipped rewards from a subset of frames.
+            _, scaled_total, *_ = _run_skip(skip_and_max, ScriptedGame(end_on, end_by, seed, reward_scale=3.0), 1, skip)
+            if np.isclose(float(scaled_total), float(total_reward)):
+                raise AssertionError(
+                    f"{when}, the total reward should add the rewards of all {seen} frames played, {expected:g}, "
+                    f"but yours is {float(total_reward):g}, and stays {float(scaled_total):g} when every reward is 3 "
+                    "times larger: the rewards are clipped (np.sign or np.clip) or replaced by a constant. skip_and_max "
+                    "returns the game's own points; the learner clips rewards later, and evaluation needs the true score"
+                )
             counted = _counted_frames(float(total_reward), seen)
             raise AssertionError(
                 f"{when}, the total reward should add the rewards of all {seen} frames played, {expected:g}, "
@@ -714,10 +744,15 @@ def check_frame_stacker_returns_copy(
                     "array (or a view of it), so every state you keep aliases the same memory; return a copy, e.g. "
                     "self.frames.copy()"
                 )
-        newest = kept[-1]
-        newest[...] = 0  # the caller writes into the stack it was given
-        following = stacker.push(frames[3].copy())
-        if isinstance(following, np.ndarray) and following.shape[0] == stack_size and not np.any(following[-2]):
+        # The caller writes into the stack it was given; a twin stacker, fed the same frames and left alone, says
+        # what the next push should return, whatever order the stacker keeps (that is the order check's job).
+        twin = FrameStacker(stack_size=stack_size)
+        twin.reset(frames[0].copy())
+        for frame in frames[1:3]:
+            twin.push(frame.copy())
+        kept[-1][...] = 0
+        following, expected = stacker.push(frames[3].copy()), twin.push(frames[3].copy())
+        if not np.array_equal(np.asarray(following), np.asarray(expected)):
             raise AssertionError(
                 "after the caller overwrote a stack that push returned, the stacker's own frames changed: push returned "
                 "its internal array instead of a copy; return self.frames.copy()"

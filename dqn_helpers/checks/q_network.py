@@ -86,6 +86,9 @@ _HINTS = {
     "move the frames' axis last with layers.Permute((2, 3, 1)) instead.",
     "padding": "Is a string such as 'relu' given as a positional argument? Conv2D(filters, kernel_size, strides, "
     "padding, ...): name the others, activation='relu'.",
+    "No gradients provided": "The loss does not depend on the variables given to tape.gradient and "
+    "apply_gradients: they must be online_network.trainable_variables (the target network is frozen, "
+    "trainable = False, so it has none, and is never trained).",
     **SHAPE_HINTS,
 }
 
@@ -158,7 +161,8 @@ def check_q_network_architecture(
 
     Args:
         build_q_network: The student's function, called as ``build_q_network(num_actions, input_shape=...)``.
-        num_actions: Number of actions to build it for (a second build uses ``num_actions + 2``).
+        num_actions: Number of actions to build it for (a second build uses ``num_actions + 2``,
+            a third one more frame per state).
         input_shape: Shape of one state, channels first.
         name: The function's name in the notebook, for the messages.
 
@@ -177,6 +181,13 @@ def check_q_network_architecture(
         raise AssertionError(
             f"built for {num_actions + 2} actions, your network outputs shape {other.output_shape}: use "
             "num_actions for the output layer, not a fixed number"
+        )
+    # Another stack depth, as a game with other preprocessing gives: an input shape written in fails here.
+    deeper = (input_shape[0] + 1, *input_shape[1:])
+    if tuple(_build(build_q_network, num_actions, deeper, name).input_shape) != (None, *deeper):
+        raise AssertionError(
+            f"built for states of shape {deeper}, your network takes another shape: use the input_shape argument, "
+            "keras.Input(shape=input_shape, ...), not a fixed (4, 84, 84)"
         )
     count, expected = model.count_params(), expected_parameters(num_actions, input_shape)
     if count != expected:
@@ -577,7 +588,9 @@ def check_td_targets(td_targets: Callable, seed: int | None = None) -> None:
 
     Raises:
         AssertionError: Naming a target that ignores ``terminated`` or inverts it, a
-            max over the batch axis, a ``(B, 1) - (B,)`` broadcast, a missing discount.
+            max over the batch axis or over the whole batch, a mean in place of the max,
+            a ``(B, 1) - (B,)`` broadcast, a missing or squared discount, a reward left
+            out or subtracted.
     """
     targets = _call_targets(td_targets, _REWARDS, _TERMINATED, _NEXT_Q_TARGET, _GAMMA)
     _check_target_shape(targets, 3)
@@ -594,6 +607,19 @@ def check_td_targets(td_targets: Callable, seed: int | None = None) -> None:
         + _GAMMA * (1 - _TERMINATED) * _NEXT_Q_TARGET.max(axis=0),
         "your target ignores the discount: y = r + gamma * (1 - terminated) * max_a' Q(s', a')": _targets(
             _REWARDS, _TERMINATED, _NEXT_Q_TARGET, 1.0
+        ),
+        "your target discounts twice (gamma ** 2): y = r + gamma * (1 - terminated) * max_a' Q(s', a')": _targets(
+            _REWARDS, _TERMINATED, _NEXT_Q_TARGET, _GAMMA**2
+        ),
+        "your max runs over the whole batch (no axis), one number for every row: take each row's max over the "
+        "actions, axis=1": _REWARDS + _GAMMA * (1 - _TERMINATED) * _NEXT_Q_TARGET.max(),
+        "your target averages the next Q-values over the actions: the target takes their max, the value of the "
+        "best next action": _REWARDS + _GAMMA * (1 - _TERMINATED) * _NEXT_Q_TARGET.mean(axis=1),
+        "your target leaves out the reward: y = r + gamma * (1 - terminated) * max_a' Q(s', a')": _targets(
+            0 * _REWARDS, _TERMINATED, _NEXT_Q_TARGET, _GAMMA
+        ),
+        "your target subtracts the reward: y = r + gamma * (1 - terminated) * max_a' Q(s', a')": _targets(
+            -_REWARDS, _TERMINATED, _NEXT_Q_TARGET, _GAMMA
         ),
     }
     name_the_mistake(
@@ -616,7 +642,8 @@ def check_td_targets_double_dqn(td_targets: Callable, seed: int | None = None) -
 
     Raises:
         AssertionError: Naming the target's own argmax (plain DQN), values taken from
-            the online network, an argmax over the batch axis, a broadcast.
+            the online network, an argmax over the batch axis, a broadcast, an inverted
+            terminal mask, a missing or squared discount, a reward left out or subtracted.
     """
     terminated = np.zeros(3)
     targets = _call_targets(td_targets, _REWARDS, terminated, _NEXT_Q_TARGET, _GAMMA, _NEXT_Q_ONLINE)
@@ -635,6 +662,20 @@ def check_td_targets_double_dqn(td_targets: Callable, seed: int | None = None) -
         + _GAMMA * _NEXT_Q_ONLINE[rows, _NEXT_Q_TARGET.argmax(axis=1)],
         "your argmax runs over the batch (axis 0) instead of each row's actions (axis 1)": _REWARDS
         + _GAMMA * _NEXT_Q_TARGET[rows, _NEXT_Q_ONLINE.argmax(axis=0)],
+        "with no terminal transition your targets are the rewards alone: is the terminal mask inverted? Multiply "
+        "the bootstrap term by (1 - terminated), not by terminated": _REWARDS,
+        "your Double DQN target ignores the discount: y = r + gamma * (1 - terminated) * Q_target(s', a')": _targets(
+            _REWARDS, terminated, _NEXT_Q_TARGET, 1.0, _NEXT_Q_ONLINE
+        ),
+        "your Double DQN target discounts twice (gamma ** 2)": _targets(
+            _REWARDS, terminated, _NEXT_Q_TARGET, _GAMMA**2, _NEXT_Q_ONLINE
+        ),
+        "your Double DQN target leaves out the reward": _targets(
+            0 * _REWARDS, terminated, _NEXT_Q_TARGET, _GAMMA, _NEXT_Q_ONLINE
+        ),
+        "your Double DQN target subtracts the reward": _targets(
+            -_REWARDS, terminated, _NEXT_Q_TARGET, _GAMMA, _NEXT_Q_ONLINE
+        ),
     }
     name_the_mistake(
         targets,
@@ -775,6 +816,16 @@ def _run_step(step: Callable, batch: TinyBatch) -> float:
     return float(value)
 
 
+_USUAL_GAMMA = 0.99  # the discount a step that ignores its gamma argument has written in
+
+
+def _loss_after_the_step(setup: _Setup, double_dqn: bool, targets_before: np.ndarray) -> float:
+    """The mean Huber loss of the targets of before the step and the online network's Q-values after it."""
+    online, _, batch, _ = setup
+    q_after = online(batch.states).numpy().astype(np.float64)[np.arange(len(batch.actions)), batch.actions]
+    return float(np.mean(huber(targets_before - q_after)))
+
+
 def _candidate_losses(setup: _Setup, double_dqn: bool) -> tuple[float, dict[str, float]]:
     """The loss of a correct step, and the loss each classic mistake gives instead."""
     online, target, batch, gamma = setup
@@ -812,6 +863,12 @@ def _candidate_losses(setup: _Setup, double_dqn: bool) -> tuple[float, dict[str,
         ),
         "your loss is the sum over the batch: take the mean, tf.reduce_mean, so that the step size does not grow "
         "with the batch size": float(np.sum(huber(targets - q_taken))),
+        "your loss compares each target with the Q-values of every action, a (B, 1) minus a (B, num_actions) array: "
+        "take the Q-value of the action taken, q_of_actions(q_values, actions)": mean_huber(targets[:, None] - q),
+        f"your train step does not use its gamma argument (the checks pass gamma={gamma:g}; your loss is the one "
+        f"gamma={_USUAL_GAMMA:g} gives): pass gamma on to td_targets": mean_huber(
+            _targets(batch.rewards, batch.terminated, next_target, _USUAL_GAMMA, choose) - q_taken
+        ),
     }
     if double_dqn:
         wrong = {
@@ -877,13 +934,22 @@ def check_train_step_loss_and_update(
     Raises:
         AssertionError: Naming a step that is not a ``tf.function``, targets from the
             online network, ``terminated`` ignored, ``max_a Q(s, a)`` in the loss, a
-            ``(B, B)`` broadcast, a squared or summed loss, Double DQN with the target's
-            argmax, gradients reaching the target network, or an update that is not one
-            gradient step on the online network.
+            ``(B, B)`` or ``(B, num_actions)`` broadcast, a squared or summed loss, a gamma
+            argument left unused, the loss after the update returned, Double DQN with the
+            target's argmax, gradients reaching the target network, or an update that is
+            not one gradient step on the online network.
     """
     setup = _setup(num_actions, batch_size, seed)
     expected_loss, wrong = _candidate_losses(setup, double_dqn)
     gradients = _gradients(setup, double_dqn)
+    next_online = setup.online(setup.batch.next_states).numpy() if double_dqn else None
+    targets_before = _targets(
+        setup.batch.rewards,
+        setup.batch.terminated,
+        setup.target(setup.batch.next_states).numpy(),
+        setup.gamma,
+        next_online,
+    )
     target_before = setup.target.get_weights()
     trainable = [v.numpy() for v in setup.online.trainable_variables]
     step = _make_step(make_train_step, setup, keras.optimizers.SGD(learning_rate=SGD_LEARNING_RATE), double_dqn)
@@ -893,6 +959,11 @@ def check_train_step_loss_and_update(
         for message, value in wrong.items():
             if np.isclose(loss, value, rtol=RTOL, atol=ATOL):
                 raise AssertionError(message)
+        if np.isclose(loss, _loss_after_the_step(setup, double_dqn, targets_before), rtol=RTOL, atol=ATOL):
+            raise AssertionError(
+                f"your train step returned the loss after its update, {loss:.6f}, not the loss it took the gradient "
+                f"of, {expected_loss:.6f}: return the loss computed inside the tape, before apply_gradients"
+            )
         raise AssertionError(
             f"on the checks' batch your train step returned the loss {loss:.6f}; the mean Huber loss of "
             f"y - Q(s, a) before the update is {expected_loss:.6f}. Is the loss computed on the batch it was given?"

@@ -285,9 +285,12 @@ def _neighbour_hint(player: _Player, step: _Step, field: str, got: float) -> str
 
 
 def _check_zeros_before_start(
-    player: _Player, name: str, codes: list[Code | str], want: list[Code], where: str
+    player: _Player, name: str, codes: list[Code | str], want: list[Code], where: str, *, blame_truncation: bool
 ) -> None:
-    """Fail if a stack holds a frame where the environment's stack had a zero frame, before the episode's start."""
+    """Fail if a stack holds a frame where the environment's stack had a zero frame, before the episode's start.
+
+    With ``blame_truncation``, a crossing after a truncated episode says that a truncation ends it too.
+    """
     episode = want[-1][0]
     for code, wanted in zip(codes, want):
         if wanted is None and code is not None:
@@ -295,7 +298,7 @@ def _check_zeros_before_start(
             truncated = (
                 f" Episode {other} ended with truncated=True: a truncation ends the episode too, so the next add "
                 "starts a new one."
-                if other is not None and player.ended.get(other) == "truncated"
+                if blame_truncation and other is not None and player.ended.get(other) == "truncated"
                 else ""
             )
             raise AssertionError(
@@ -304,6 +307,65 @@ def _check_zeros_before_start(
                 + f", but should be {_describe(want)}. Frames from before an episode's first frame must be zeros, as "
                 f"the environment's frame stack is after a reset.{truncated} {_LEGEND}"
             )
+
+
+def _why_unwritten(player: _Player) -> str:
+    """Tell a sample range past len(self) from an add that skips or reuses slots, by a second, larger sample."""
+    cursor = (
+        "add's cursor skips a slot or goes back to slot 0 too early: it must visit slots 0, 1, ..., capacity - 1 and "
+        "only then wrap, cursor = (cursor + 1) % capacity"
+    )
+    if player.added >= player.capacity:  # every slot has been due for a write by now
+        return f"After {player.added} adds every slot should hold a transition: {cursor}"
+    if len(player.buffer) != player.added:
+        return (
+            f"len(buffer) is {len(player.buffer)} after {player.added} adds: it must count the transitions added "
+            "(up to capacity), since sample draws among len(self) of them"
+        )
+    try:
+        found = {
+            (step.episode, step.t)
+            for step in _named_rows(player, player.buffer.sample(2000, np.random.default_rng(99)))
+        }
+    except Exception:  # the second probe is a diagnosis only; the first finding stands
+        found = set(player.steps)
+    if set(player.steps) - found:
+        return (
+            "And some transitions added never come back, so some adds wrote into the same slot as an earlier one: "
+            + cursor
+        )
+    return "Draw indices only among the transitions written so far, 0 to len(self) - 1"
+
+
+def _check_one_episode(
+    player: _Player, name: str, codes: list[Code | str], want: list[Code], where: str, *, blame_truncation: bool
+) -> None:
+    """Fail if a stack holds a frame of another episode where its own episode's frame belongs."""
+    episode = want[-1][0]
+    others = [code[0] for code in codes if isinstance(code, tuple) and code[0] != episode]
+    if others:
+        truncated = (
+            f" Episode {others[0]} ended with truncated=True: a truncation ends the episode too, so the next add "
+            "starts a new one."
+            if blame_truncation and player.ended.get(others[0]) == "truncated"
+            else ""
+        )
+        raise AssertionError(
+            f"your buffer stacks frames across an episode boundary: the {name} of {where} is {_describe(codes)}, "
+            f"with frames of episode {others[0]}, but should be {_describe(want)}.{truncated} {_LEGEND}"
+        )
+
+
+def _named_rows(player: _Player, batch: Any) -> list[_Step]:
+    """The added transitions a batch's rows come from, by their next_state's newest frame (unknown rows left out)."""
+    named = []
+    for following in _decode(batch.next_states):
+        frames = [code for code in following if code is not None and code in player.order]
+        if frames:
+            newest = max(frames, key=player.order.__getitem__)
+            if newest in player.steps:
+                named.append(player.steps[newest])
+    return named
 
 
 def _which_rows(player: _Player, batch: Any) -> list[_Step]:
@@ -327,7 +389,7 @@ def _which_rows(player: _Player, batch: Any) -> list[_Step]:
         if not frames:
             raise AssertionError(
                 f"sample returned an empty slot, one that was never written: its next_state is all zeros{context}. "
-                "Draw indices only among the transitions written so far, 0 to len(self) - 1"
+                + _why_unwritten(player)
             )
         if any(code == "?" or code not in player.order for code in frames):
             raise AssertionError(
@@ -342,6 +404,12 @@ def _which_rows(player: _Player, batch: Any) -> list[_Step]:
                 f"sample returned the first frame of episode {newest[0]} as if it were a transition: its next_state "
                 f"is {_describe(following)}. An episode's first slot holds only the frame the reset returned; sample "
                 f"only slots that end a transition {_LEGEND}"
+            )
+        if newest[1] == 0 and before == newest:
+            raise AssertionError(
+                f"a sampled state and its next_state are the same stack, {_describe(state)}: store the next_state "
+                "passed to add (not the state again), or, rebuilding stacks, read the next_state one frame after the "
+                f"state {_LEGEND}"
             )
         if newest[1] == 0:
             raise AssertionError(
@@ -370,20 +438,17 @@ def _which_rows(player: _Player, batch: Any) -> list[_Step]:
     return found
 
 
-def _check_rows(player: _Player, batch: Any) -> list[_Step]:
-    """Fail at the first sampled row that is not exactly a transition that was added; return the rows' steps."""
-    found = _which_rows(player, batch)
-    for row, (step, state, following) in enumerate(zip(found, _decode(batch.states), _decode(batch.next_states))):
+def _check_order_and_offset(player: _Player, rows: list[tuple[_Step, list, list]]) -> None:
+    """Fail at findings that have one cause, over every row: a reversed stack, a state one index off."""
+    for step, state, following in rows:
         where = player.where(step)
-        expected = {
-            "state": _expected_stack(step.episode, step.t - 1),
-            "next_state": _expected_stack(step.episode, step.t),
-        }
-        got = {"state": state, "next_state": following}
-        for name, want in expected.items():
-            if got[name][::-1] == want != got[name]:
+        for name, got, want in (
+            ("state", state, _expected_stack(step.episode, step.t - 1)),
+            ("next_state", following, _expected_stack(step.episode, step.t)),
+        ):
+            if got[::-1] == want != got:
                 raise AssertionError(
-                    f"the {name} of {where} comes out newest frame first, {_describe(got[name])}: keep the oldest "
+                    f"the {name} of {where} comes out newest frame first, {_describe(got)}: keep the oldest "
                     f"frame first and the newest last, as the environment does {_LEGEND}"
                 )
         if state == following:
@@ -391,6 +456,8 @@ def _check_rows(player: _Player, batch: Any) -> list[_Step]:
                 f"state and next_state of {where} are the same stack, {_describe(state)}: the state is the stack the "
                 "agent acted on, one step before next_state (is it rebuilt from the wrong index?)"
             )
+    # A state one index off shows best within an episode; rows at an episode's start would blame its boundary.
+    for step, state, _ in sorted(rows, key=lambda row: -row[0].t):
         before = state[-1]
         if isinstance(before, tuple) and before[0] == step.episode and before[1] != step.t - 1:
             raise AssertionError(
@@ -398,6 +465,27 @@ def _check_rows(player: _Player, batch: Any) -> list[_Step]:
                 f"next_state with frame {(step.episode, step.t)}. next_state is the stack that follows state, one "
                 f"frame later: is it rebuilt from the wrong index? {_LEGEND}"
             )
+
+
+def _check_rows(player: _Player, batch: Any) -> list[_Step]:
+    """Fail at the first sampled row that is not exactly a transition that was added; return the rows' steps."""
+    found = _which_rows(player, batch)
+    rows = list(zip(found, _decode(batch.states), _decode(batch.next_states)))
+    # Unambiguous findings first, over every row, so that no later check blames a boundary for them.
+    _check_order_and_offset(player, rows)
+    # Blame truncation for a crossing only if no stack crosses the end of a terminated episode too.
+    blame_truncation = not any(
+        isinstance(code, tuple) and code[0] != step.episode and player.ended.get(code[0]) == "terminated"
+        for step, state, following in rows
+        for code in state + following
+    )
+    for row, (step, state, following) in enumerate(rows):
+        where = player.where(step)
+        expected = {
+            "state": _expected_stack(step.episode, step.t - 1),
+            "next_state": _expected_stack(step.episode, step.t),
+        }
+        got = {"state": state, "next_state": following}
         for name, want in expected.items():
             if got[name] == [(step.episode, 0) if code is None else code for code in want] != want:
                 raise AssertionError(
@@ -405,7 +493,8 @@ def _check_rows(player: _Player, batch: Any) -> list[_Step]:
                     f"frame; the environment pads with zero frames after a reset, so the buffer must too: "
                     f"{_describe(want)} {_LEGEND}"
                 )
-            _check_zeros_before_start(player, name, got[name], want, where)
+            _check_zeros_before_start(player, name, got[name], want, where, blame_truncation=blame_truncation)
+            _check_one_episode(player, name, got[name], want, where, blame_truncation=blame_truncation)
             if got[name] != want:
                 raise AssertionError(
                     f"the {name} of {where} should be {_describe(want)}, as it was added, but is "
@@ -724,7 +813,8 @@ def check_buffer_len_stops_at_capacity(buffer_class: type, *, capacity: int = 8)
         if size > capacity:
             raise AssertionError(
                 f"len(buffer) is {size} after {t} transitions into a buffer of capacity {capacity}: it must stop "
-                "growing at capacity, since the buffer never holds more (size = min(size + 1, capacity))"
+                "growing at capacity, since the buffer never holds more (a buffer of stacks: size = min(size + 1, "
+                "capacity); a buffer of frames: take away each transition that an add overwrites)"
             )
         if size != min(t, capacity):
             raise AssertionError(
@@ -758,6 +848,11 @@ def check_buffer_wraps_around(buffer_class: type, *, capacity: int = 10, seed: i
     player = _Player(buffer_class, capacity)
     total = 2 * capacity + 5
     player.play(0, total, end=None)
+    if len(player.buffer) != capacity:
+        raise AssertionError(
+            f"after {total} transitions into a buffer of capacity {capacity}, len(buffer) is {len(player.buffer)}, "
+            f"not {capacity}: sample draws among len(self) transitions, so every held one must be counted"
+        )
     found = _which_rows(player, player.sample(100 * capacity, seed))
     oldest = total - capacity + 1  # the oldest step a buffer of whole stacks still holds
     stale = sorted({step.t for step in found if step.t < oldest})

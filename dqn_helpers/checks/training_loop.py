@@ -26,6 +26,7 @@ update XLA compiles once, in a few seconds) by all runs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -524,6 +525,33 @@ def _run_once(train_loop: Callable, settings: LoopSettings) -> tuple[_Record, An
     return record, spies, error
 
 
+RESUMED = LoopSettings(start_step=120, seed=4)  # a run picked up from a checkpoint, past learning_starts
+
+
+def _new_and_resumed(check: Callable) -> Callable:
+    """Run a loop check on a new run and then on a resumed one, unless the caller gives its own settings.
+
+    A mistake that shows only after a resume (the schedule or the step counter restarted
+    from 0) is then seen by the visible check, not by a hidden test alone.
+    """
+
+    @functools.wraps(check)
+    def run_both(train_loop: Callable, settings: LoopSettings | None = None) -> None:
+        if settings is not None:
+            check(train_loop, settings)
+            return
+        check(train_loop, LoopSettings())
+        try:
+            check(train_loop, RESUMED)
+        except AssertionError as error:
+            raise AssertionError(
+                f"resumed at agent step {RESUMED.start_step} (start_step={RESUMED.start_step}, as from a checkpoint): "
+                f"{error}"
+            ) from None
+
+    return run_both
+
+
 def _describe(settings: LoopSettings) -> str:
     return (
         f"(a run of agent steps {settings.start_step} to {settings.total_steps}, learning_starts={settings.learning_starts}, "
@@ -531,12 +559,14 @@ def _describe(settings: LoopSettings) -> str:
     )
 
 
-def check_training_loop_acts_and_stores(train_loop: Callable, settings: LoopSettings = LoopSettings()) -> None:
+@_new_and_resumed
+def check_training_loop_acts_and_stores(train_loop: Callable, settings: LoopSettings) -> None:
     """Check that the loop acts on the current state and stores each transition with the flags the environment gave.
 
     Args:
         train_loop: The student's loop function.
-        settings: The run to make.
+        settings: The run to make; without it, a new run and then one resumed at agent
+            step 120, as from a checkpoint.
 
     Raises:
         AssertionError: Naming a count of policy calls or of stored transitions other
@@ -560,12 +590,14 @@ def check_training_loop_acts_and_stores(train_loop: Callable, settings: LoopSett
         raise AssertionError(record.flag_mistakes[0])
 
 
-def check_training_loop_decays_epsilon_per_step(train_loop: Callable, settings: LoopSettings = LoopSettings()) -> None:
+@_new_and_resumed
+def check_training_loop_decays_epsilon_per_step(train_loop: Callable, settings: LoopSettings) -> None:
     """Check that epsilon follows the linear schedule of the agent step, down to its floor.
 
     Args:
         train_loop: The student's loop function.
-        settings: The run to make.
+        settings: The run to make; without it, a new run and then one resumed at agent
+            step 120, as from a checkpoint.
 
     Raises:
         AssertionError: Naming a loop that never calls the policy, epsilon below its
@@ -634,12 +666,14 @@ def _expected_count(first: int, stop: int, interval: int) -> int:
     return max(0, (stop - 1) // interval - (first - 1) // interval) if stop > first else 0
 
 
-def check_training_loop_learns_on_schedule(train_loop: Callable, settings: LoopSettings = LoopSettings()) -> None:
+@_new_and_resumed
+def check_training_loop_learns_on_schedule(train_loop: Callable, settings: LoopSettings) -> None:
     """Check that the loop waits for ``learning_starts``, then makes one update every ``train_frequency`` steps on a sampled batch.
 
     Args:
         train_loop: The student's loop function.
-        settings: The run to make.
+        settings: The run to make; without it, a new run and then one resumed at agent
+            step 120, as from a checkpoint.
 
     Raises:
         AssertionError: Naming a loop that never updates, updates before
@@ -687,12 +721,14 @@ def check_training_loop_learns_on_schedule(train_loop: Callable, settings: LoopS
         )
 
 
-def check_training_loop_syncs_the_target(train_loop: Callable, settings: LoopSettings = LoopSettings()) -> None:
+@_new_and_resumed
+def check_training_loop_syncs_the_target(train_loop: Callable, settings: LoopSettings) -> None:
     """Check that the loop copies the online network into the target every ``target_update_interval`` agent steps.
 
     Args:
         train_loop: The student's loop function.
-        settings: The run to make.
+        settings: The run to make; without it, a new run and then one resumed at agent
+            step 120, as from a checkpoint.
 
     Raises:
         AssertionError: Naming a target that is the online network itself (assigned,

@@ -127,19 +127,26 @@ def graded_cells(source_dir: str | Path) -> list[GradedCell]:
         source_dir: The instructor's source folder (``solutions/``), one folder per assignment.
 
     Returns:
-        One :class:`GradedCell` per cell whose nbgrader metadata has ``grade: true``,
-        with the answer cell (``solution: true``) it follows as its exercise; a
-        written answer (``solution`` and ``grade``, in markdown) is its own exercise.
+        One :class:`GradedCell` per cell whose nbgrader metadata has ``grade: true``.
+        Its exercise is the answer cell (``solution: true``) whose id begins its
+        own id (``sample_batch`` for ``sample_batch_fields``), else the answer
+        cell it follows; a written answer (``solution`` and ``grade``, in
+        markdown) is its own exercise.
     """
     cells = []
     for path in sorted(Path(source_dir).glob("*/*.ipynb")):
+        notebook = [cell["metadata"].get("nbgrader", {}) for cell in json.loads(path.read_text())["cells"]]
+        answers = [meta["grade_id"] for meta in notebook if meta.get("solution")]
         exercise = ""
-        for cell in json.loads(path.read_text())["cells"]:
-            meta = cell["metadata"].get("nbgrader", {})
+        for meta in notebook:
             if meta.get("solution"):
                 exercise = meta["grade_id"]
             if meta.get("grade"):
-                cells.append(GradedCell(path.parent.name, path.stem, exercise, meta["grade_id"], float(meta["points"])))
+                test = meta["grade_id"]
+                # Notebook 07 gives the script's functions first and checks them sections later.
+                named = [answer for answer in answers if test == answer or test.startswith(f"{answer}_")]
+                owner = max(named, key=len) if named else exercise
+                cells.append(GradedCell(path.parent.name, path.stem, owner, test, float(meta["points"])))
     return cells
 
 
