@@ -732,10 +732,10 @@ def check_frame_stacker_returns_copy(
     with _explain_stacker_errors(stack_size, frame_shape):
         stacker = FrameStacker(stack_size=stack_size)
         kept = [stacker.reset(frames[0].copy())]
-        snapshots = [np.array(kept[0], copy=True)]
+        snapshots = [np.array(kept[0])]  # np.array copies: these are what each call returned
         for frame in frames[1:3]:
             kept.append(stacker.push(frame.copy()))
-            snapshots.append(np.array(kept[-1], copy=True))
+            snapshots.append(np.array(kept[-1]))
         for i, (stack, snapshot) in enumerate(zip(kept, snapshots)):
             if not np.array_equal(stack, snapshot):
                 which = "reset" if i == 0 else f"push number {i}"
