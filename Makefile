@@ -99,6 +99,7 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/train_speed.py --impl updates
 	$(BIN)/python benchmarks/replay_memory.py --capacity 1000000
 	$(BIN)/python benchmarks/checkpoint_size.py
+	$(BIN)/python benchmarks/agent_behaviour.py
 
 ## reference: train the reference agent (2.8 hours on 2 cores; resumes from REFERENCE_DIR's checkpoint)
 # The settings are the shipped run's own record: its config.json reproduces it.

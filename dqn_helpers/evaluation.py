@@ -22,6 +22,7 @@ from dqn_helpers.policies import Policy, QPolicy
 __all__ = [
     "EVAL_EPSILON",
     "EVAL_MAX_EPISODE_FRAMES",
+    "GameProgress",
     "StepRecord",
     "as_policy",
     "evaluate",
@@ -42,6 +43,61 @@ class StepRecord(NamedTuple):
     terminated: bool
     truncated: bool
     info: dict[str, Any]
+
+
+class GameProgress(gym.Wrapper):
+    """Show a progress bar of the games played through an environment, whoever plays them.
+
+    An evaluation loop written by a student knows nothing of progress bars; wrapped in
+    this, its environment moves a tqdm bar on by one at the end of every game
+    (``terminated`` or ``truncated``). Close it, or use it in a ``with`` block, to close
+    the bar; the wrapped environment stays open for the next agent.
+
+    Args:
+        env: The environment the games are played in.
+        games: How many games the bar counts to.
+        desc: The bar's label.
+        progress: Show the bar (False: count silently).
+
+    Raises:
+        ValueError: If ``games`` is not positive.
+
+    Example:
+        >>> with make_env("Breakout", training=False, max_episode_frames=200) as env:
+        ...     with GameProgress(env, 1, desc="random", progress=False) as counted:
+        ...         _ = counted.reset(seed=0)
+        ...         while not any(counted.step(0)[2:4]):
+        ...             pass
+        ...         counted.games
+        1
+    """
+
+    def __init__(self, env: gym.Env, games: int, *, desc: str = "games", progress: bool = True):
+        if games <= 0:
+            raise ValueError(f"games must be positive, got {games}")
+        super().__init__(env)
+        self.games = 0
+        self._bar = tqdm(total=games, desc=desc, unit="game", disable=not progress)
+
+    def step(self, action):
+        """Step the wrapped environment; a game that ends here moves the bar on."""
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        if terminated or truncated:
+            self.games += 1
+            self._bar.update(1)
+        return observation, reward, terminated, truncated, info
+
+    def close(self) -> None:
+        """Close the bar only: the wrapped environment is the caller's to close."""
+        self._bar.close()
+
+    def __enter__(self) -> GameProgress:
+        """Use in a ``with`` block that closes the bar."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the bar, even when the games stopped on an error."""
+        self.close()
 
 
 def as_policy(agent: Policy | keras.Model) -> Policy:

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from dqn_helpers.learner import resolve_precision
@@ -138,3 +139,26 @@ def test_checkpoint_size_refuses_a_folder_that_is_no_checkpoint(tmp_path):
     )
     assert completed.returncode == 2
     assert f"{tmp_path} is not a checkpoint folder: expected learner.npz and replay.npz in it" in completed.stderr
+
+
+@pytest.mark.slow
+def test_agent_behaviour_measures_the_wait_to_serve_after_each_lost_life():
+    """One full game of the reference agent: five lives, so four waits to serve (the last loss ends the game)."""
+    (result,) = run_script("agent_behaviour.py", "--games", "1")
+    assert result["agent"] == "reference" and len(result["scores"]) == 1
+    assert result["mean_score"] == result["scores"][0] > 0
+    waits = result["steps_to_fire_after_a_lost_life"]
+    assert len(waits) == 4 and all(wait >= 1 for wait in waits), waits
+    assert result["median_steps_to_fire"] == float(np.median(waits)) and result["max_steps_to_fire"] == max(waits)
+
+
+def test_agent_behaviour_refuses_weights_that_are_not_there(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "agent_behaviour.py"), "--weights", str(tmp_path / "none.weights.h5")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert completed.returncode == 2
+    assert "none.weights.h5: no such file; expected a q_network.weights.h5 written by training" in completed.stderr

@@ -262,7 +262,33 @@ def test_solution_notebooks_follow_the_course_conventions(path):
         )
     opening = cells.source(all_cells[0])
     assert opening.startswith("# ") and "**Time:**" in opening and "You will be able to" in opening
+    time = " ".join(opening[opening.index("**Time:**") :].split("\n\n")[0].split())
+    # The reading time can only be estimated; the running time is measured, and the README gives the command.
+    assert "(an estimate)" in time and "on the course's 2-core machine" in time, time
     assert "## Summary" in "".join(cells.source(cell) for cell in all_cells if cell["cell_type"] == "markdown")
+
+
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
+STATED_BLANKS = re.compile(rf"\b({'|'.join(NUMBER_WORDS)}|\d+) blanks?\b", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("path", RELEASE_NOTEBOOKS, ids=lambda p: p.name)
+def test_a_stated_number_of_blanks_is_the_number_in_the_exercise(path):
+    """Check that "Fill in the N blanks" counts the `___` of the next code cell that has any."""
+    all_cells = json.loads(path.read_text())["cells"]
+    stated = 0
+    for index, cell in enumerate(all_cells):
+        if cell["cell_type"] != "markdown":
+            continue
+        for match in STATED_BLANKS.finditer(cells.source(cell)):
+            word = match.group(1).lower()
+            count = NUMBER_WORDS.get(word) or int(word)
+            exercise = next(c for c in all_cells[index + 1 :] if c["cell_type"] == "code" and BLANK in cells.source(c))
+            found = cells.source(exercise).count(BLANK)
+            assert count == found, f"{path.name}, cell {index}: says {match.group(0)!r}, the exercise has {found}"
+            stated += 1
+    if path.parent.name == "00_setup":  # the control: a notebook known to state its count
+        assert stated, "the pattern found no stated count where there is one"
 
 
 def _page_text(path: Path) -> str:

@@ -65,8 +65,6 @@ PACKAGE_HOLDS = {
     "return tf.gather(q_values, actions, axis=1, batch_dims=1)": (
         "checks/q_network.py's reference q_of_actions, which the train-step and Double DQN checks run with, as above"
     ),
-    "rng = np.random.default_rng(seed)": "a generic line: seeding a generator",
-    "return stack": "a generic line",
     ")": "a generic line",
 }
 

@@ -11,6 +11,7 @@ from dqn_helpers.envs import make_env
 from dqn_helpers.evaluation import (
     EVAL_EPSILON,
     EVAL_MAX_EPISODE_FRAMES,
+    GameProgress,
     StepRecord,
     as_policy,
     evaluate,
@@ -240,3 +241,53 @@ def test_summarize_empty_raises(empty):
     """No scores, no summary."""
     with pytest.raises(ValueError, match="cannot summarize an empty list of scores"):
         summarize(empty)
+
+
+# --- GameProgress -------------------------------------------------------------------------
+
+
+def test_game_progress_counts_the_games_another_loop_plays_and_leaves_the_env_open(capsys):
+    with make_env("Breakout", training=False, max_episode_frames=SHORT) as env:
+        with GameProgress(env, 3, desc="random agent") as counted:
+            scores = evaluate_by_hand(counted, games=3)
+            assert counted.games == 3
+        assert len(scores) == 3
+        bar = capsys.readouterr().err.split("\r")[-1]  # tqdm's last redraw of its line
+        assert bar.startswith("random agent: 100%") and "3/3" in bar, bar
+        state, _ = env.reset(seed=1)  # still open: the next agent plays in it
+        assert state.shape == (4, 84, 84)
+
+
+def test_game_progress_does_not_count_a_lost_life():
+    """The evaluation environment goes on after a lost life; only the game's end counts."""
+    with make_env("Breakout", training=False) as env:
+        counted = GameProgress(env, 1, progress=False)
+        counted.reset(seed=3)
+        lives, lost, rng = 5, 0, np.random.default_rng(3)
+        while True:
+            _, _, terminated, truncated, info = counted.step(int(rng.integers(4)))
+            lost += info["lives"] < lives
+            lives = info["lives"]
+            if terminated or truncated:
+                break
+        counted.close()
+    assert lost == 5 and counted.games == 1
+
+
+def test_game_progress_refuses_a_count_of_no_games():
+    with make_env("Breakout", training=False) as env, pytest.raises(ValueError, match="games must be positive, got 0"):
+        GameProgress(env, 0)
+
+
+def evaluate_by_hand(env, games: int) -> list[float]:
+    """A student's evaluation loop: it knows nothing of the bar."""
+    rng, scores = np.random.default_rng(0), []
+    for game in range(games):
+        env.reset(seed=game)
+        score, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(int(rng.integers(4)))
+            score += reward
+            done = terminated or truncated
+        scores.append(score)
+    return scores
