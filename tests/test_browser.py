@@ -443,8 +443,11 @@ def test_video_cell_of_notebook_06_plays_in_chromium(lab, page, javascript_error
     """Notebook 06's video cell, run in JupyterLab, shows an embedded MP4 that Chromium decodes and plays."""
     cells = _cells(VIDEO_NOTEBOOK)
     code_cells = [i for i, cell in enumerate(cells) if cell["cell_type"] == "code"]
-    video_cells = [i for i in code_cells if "show_video(" in cells[i]["source"]]
-    assert len(video_cells) == 1, f"expected one cell of {VIDEO_NOTEBOOK} to call show_video, found cells {video_cells}"
+    # The reference agent's game: the cell after it films the student's own agent of notebook 05, if there is one.
+    video_cells = [i for i in code_cells if 'show_video("videos/reference_agent.mp4")' in cells[i]["source"]]
+    assert len(video_cells) == 1, (
+        f"expected one cell of {VIDEO_NOTEBOOK} to show the reference agent, found {video_cells}"
+    )
     video_cell = video_cells[0]
 
     shown = _open_notebook(page, lab, VIDEO_NOTEBOOK)
