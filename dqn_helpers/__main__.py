@@ -158,6 +158,7 @@ def _grade(args: argparse.Namespace) -> None:
         force=args.force,
         progress=not args.no_progress,
         sandbox=not args.no_sandbox,
+        scheduler=args.scheduler,
     )
     totals: dict[tuple[str, str], list] = defaultdict(lambda: [0.0, 0.0, ""])
     with open(output) as file:
@@ -208,6 +209,12 @@ def _add_instructor_commands(commands: argparse._SubParsersAction) -> None:
         "--no-sandbox",
         action="store_true",
         help="run the students' kernels unsandboxed, with your permissions (only where bubblewrap cannot run; grades.csv says so)",
+    )
+    grade_parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="grade on the workers of this Dask cluster (e.g. tcp://10.0.0.5:8786); each needs the course folder "
+        "at the same path and the course's environment (README: grading beyond one machine)",
     )
     grade_parser.set_defaults(run=_grade)
     for name, help_text, run in (

@@ -53,20 +53,24 @@ def _rows(course: Path) -> list[dict]:
         return list(csv.DictReader(file))
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """A copy of the course with every fixture graded; and the grade command's result."""
-    course = tmp_path_factory.mktemp("class")
+def _class(course: Path, made: Path) -> Path:
+    """A copy of the course with the class of fixtures handed in, none graded yet."""
     for assignment in ASSIGNMENTS:
         shutil.copytree(REPO / "solutions" / assignment, course / "solutions" / assignment)
     shutil.copy(REPO / "nbgrader_config.py", course)
-    made = tmp_path_factory.mktemp("made")
     build.write(made, broken=True)  # the hand-ins that are not notebooks are not committed
     for student in EXPECTED:
         committed = SUBMISSIONS / ("tampering" if student in TAMPERING else "robustness") / student
         shutil.copytree(
             committed if committed.is_dir() else made / "robustness" / student, course / "submitted" / student
         )
+    return course
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A copy of the course with every fixture graded; and the grade command's result."""
+    course = _class(tmp_path_factory.mktemp("class"), tmp_path_factory.mktemp("made"))
     return course, _grade(
         course, "--jobs", "2", "--cell-timeout", str(CELL_TIMEOUT), "--memory-limit-gb", str(MEMORY_LIMIT_GB)
     )
@@ -157,6 +161,43 @@ def test_the_gradebook_agrees_with_the_csv(graded):
             submission = gradebook.find_submission(build.ASSIGNMENT, student)
             assert submission.score == total, f"{student}: the gradebook says {submission.score}, the CSV {total}"
             assert submission.max_score == sum(cell.points for cell in TESTS)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Dask cluster of two worker processes on this machine, one submission at a time each."""
+    from distributed import LocalCluster
+
+    # memory_limit=0: the grading processes have limits of their own; the nanny must not pause a worker.
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit=0
+    ) as local_cluster:
+        yield local_cluster
+
+
+def test_a_dask_cluster_grades_the_class_as_this_machine_does(graded, cluster, tmp_path):
+    """Check that grading the class on two Dask workers writes the same grades.csv and gradebook scores."""
+    course, _ = graded
+    on_cluster = _class(tmp_path / "class", tmp_path / "made")
+    result = _grade(
+        on_cluster,
+        "--scheduler",
+        cluster.scheduler_address,
+        "--cell-timeout",
+        str(CELL_TIMEOUT),
+        "--memory-limit-gb",
+        str(MEMORY_LIMIT_GB),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    local = [{**row, "note": row["note"].replace(str(course), "COURSE")} for row in _rows(course)]
+    remote = [{**row, "note": row["note"].replace(str(on_cluster), "COURSE")} for row in _rows(on_cluster)]
+    assert remote == local
+    for student in EXPECTED:
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+            expected = gradebook.find_submission(build.ASSIGNMENT, student).score
+        with Gradebook(f"sqlite:///{on_cluster / 'gradebook.db'}") as gradebook:
+            assert gradebook.find_submission(build.ASSIGNMENT, student).score == expected, student
+    assert not list((on_cluster / "grading").glob("*.db")), "no gradebook but the course's is left behind"
 
 
 def _outputs(course: Path, student: str) -> dict[str, list[dict]]:

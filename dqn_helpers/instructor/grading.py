@@ -160,6 +160,7 @@ def grade_course(
     force: bool = False,
     progress: bool = True,
     sandbox: bool = True,
+    scheduler: str | None = None,
 ) -> Path:
     """Autograde every submission of every assignment and write ``grading/grades.csv``.
 
@@ -178,6 +179,9 @@ def grade_course(
         progress: Show a progress bar.
         sandbox: Run each kernel in :mod:`dqn_helpers.instructor.sandbox`. ``False`` only where
             it cannot run, knowingly: the student's code then runs with your permissions.
+        scheduler: The address of a Dask cluster's scheduler: grade each submission on
+            one of its workers (:mod:`dqn_helpers.instructor.cluster`) instead of
+            ``jobs`` local processes. ``None`` grades on this machine.
 
     Returns:
         The path of ``grades.csv``.
@@ -187,10 +191,15 @@ def grade_course(
             or a sandbox that cannot run here (the error says why).
     """
     root = Path(root).resolve()
-    _check_settings(root, jobs, cell_timeout, memory_limit_gb, submission_timeout, sandbox)
+    _check_settings(root, jobs, cell_timeout, memory_limit_gb, submission_timeout, sandbox, scheduler)
     plan = _plan(root, force=force, sandbox=sandbox)
     settings = _Settings(cell_timeout, memory_limit_gb, submission_timeout, sandbox)
-    _run(root, plan, settings, jobs=jobs, progress=progress)
+    if scheduler is None:
+        _run(root, plan, settings, jobs=jobs, progress=progress)
+    elif plan.todo:
+        from dqn_helpers.instructor.cluster import grade_on_cluster
+
+        grade_on_cluster(root, plan, settings, scheduler, progress=progress)
     output = root / GRADING / "grades.csv"
     _write_grades(output, root / "gradebook.db", plan.cells, plan.students, plan.outcomes)
     return output
@@ -218,11 +227,19 @@ class _Plan:
 
 
 def _check_settings(
-    root: Path, jobs: int, cell_timeout: int | None, memory_limit_gb: float, submission_timeout: float, sandbox: bool
+    root: Path,
+    jobs: int,
+    cell_timeout: int | None,
+    memory_limit_gb: float,
+    submission_timeout: float,
+    sandbox: bool,
+    scheduler: str | None,
 ) -> None:
     """Fail fast, before anything is graded, on a bad setting, a folder that is no course, or no sandbox."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if scheduler is not None and jobs != 1:
+        raise ValueError(f"jobs and a scheduler were both given (jobs={jobs}): on a cluster, its workers grade at once")
     if cell_timeout is not None and cell_timeout < 1:
         raise ValueError(f"cell_timeout must be at least 1 second, got {cell_timeout}")
     if memory_limit_gb < 0:
@@ -231,7 +248,9 @@ def _check_settings(
         raise ValueError(f"submission_timeout must be positive, got {submission_timeout}")
     if not (root / "nbgrader_config.py").is_file() or not (root / SOURCE).is_dir():
         raise ValueError(f"{root} is not a course folder: expected nbgrader_config.py and {SOURCE}/ in it")
-    if sandbox and (problem := sandbox_problem()) is not None:
+    if (
+        sandbox and scheduler is None and (problem := sandbox_problem()) is not None
+    ):  # a cluster's workers check their own
         raise ValueError(
             f"cannot sandbox the students' kernels: {problem}. "
             "Pass --no-sandbox to grade without it (grades.csv will say so)"
@@ -286,14 +305,8 @@ def _run(root: Path, plan: _Plan, settings: _Settings, *, jobs: int, progress: b
             )
             if stopping.is_set():
                 return  # killed by the interrupt: not an outcome of the submission
-            comments = {notebook: f"{TAMPERING_NOTE}: {seen}" for notebook, seen in (outcome.tampering or {}).items()}
             with merge_lock:
-                _merge_submission(
-                    main_db, worker_db, assignment, student, zero=outcome.status != "graded", comments=comments
-                )
-                (grading / assignment).mkdir(exist_ok=True)
-                (grading / assignment / f"{student}.json").write_text(json.dumps(asdict(outcome), indent=1))
-                plan.outcomes[pair] = outcome
+                record_outcome(root, plan, pair, outcome, worker_db)
         finally:
             workers.put(worker_db)
 
@@ -318,6 +331,22 @@ def _run(root: Path, plan: _Plan, settings: _Settings, *, jobs: int, progress: b
         pool.shutdown(wait=True)
         for worker_db in grading.glob("worker-*.db"):
             worker_db.unlink()
+
+
+def record_outcome(root: Path, plan: _Plan, pair: tuple[str, str], outcome: Outcome, worker_db: Path) -> None:
+    """Merge one graded submission from ``worker_db`` into the course's gradebook and keep its outcome.
+
+    Only the coordinating process calls this, one submission at a time: the course's
+    gradebook has a single writer.
+    """
+    student, assignment = pair
+    comments = {notebook: f"{TAMPERING_NOTE}: {seen}" for notebook, seen in (outcome.tampering or {}).items()}
+    _merge_submission(
+        root / "gradebook.db", worker_db, assignment, student, zero=outcome.status != "graded", comments=comments
+    )
+    (root / GRADING / assignment).mkdir(exist_ok=True)
+    (root / GRADING / assignment / f"{student}.json").write_text(json.dumps(asdict(outcome), indent=1))
+    plan.outcomes[pair] = outcome
 
 
 def _grade_submission(
