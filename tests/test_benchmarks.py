@@ -30,6 +30,15 @@ def run_script(name: str, *args: str) -> list[dict]:
     return [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
 
 
+def usage_error(name: str, *args: str) -> str:
+    """Run a benchmark script that must refuse its arguments; return what it said on stderr."""
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *args], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert completed.returncode == 2, completed.stderr[-3000:]
+    return completed.stderr
+
+
 def test_replay_memory_reports_bytes_and_memory():
     """At 20,000 transitions: 7,063 bytes each (7,056-byte frame + action 1 + reward 4 + flag 1 + position 1)."""
     (result,) = run_script("replay_memory.py", "--capacity", "20000", "--episode-length", "100")
@@ -64,15 +73,9 @@ def test_train_speed_reports_every_field(impl):
 @pytest.mark.training
 def test_train_speed_rejects_a_warmup_too_short_to_learn():
     """--warmup below batch + num_envs cannot time any update: a usage error that says so."""
-    completed = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "train_speed.py"), "--impl", "ours", "--warmup", "8"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
+    assert "--warmup must be at least batch size + num_envs (36), got 8" in usage_error(
+        "train_speed.py", "--impl", "ours", "--warmup", "8"
     )
-    assert completed.returncode == 2
-    assert "--warmup must be at least batch size + num_envs (36), got 8" in completed.stderr
 
 
 @pytest.mark.notebooks
@@ -130,15 +133,9 @@ def test_checkpoint_size_reports_both_ways_and_compression_keeps_everything():
 
 def test_checkpoint_size_refuses_a_folder_that_is_no_checkpoint(tmp_path):
     """--checkpoint on a folder without learner.npz and replay.npz is a usage error naming them."""
-    completed = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "checkpoint_size.py"), "--checkpoint", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
+    assert f"{tmp_path} is not a checkpoint folder: expected learner.npz and replay.npz in it" in usage_error(
+        "checkpoint_size.py", "--checkpoint", str(tmp_path)
     )
-    assert completed.returncode == 2
-    assert f"{tmp_path} is not a checkpoint folder: expected learner.npz and replay.npz in it" in completed.stderr
 
 
 @pytest.mark.slow
@@ -153,12 +150,6 @@ def test_agent_behaviour_measures_the_wait_to_serve_after_each_lost_life():
 
 
 def test_agent_behaviour_refuses_weights_that_are_not_there(tmp_path):
-    completed = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "agent_behaviour.py"), "--weights", str(tmp_path / "none.weights.h5")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
+    assert "none.weights.h5: no such file; expected a q_network.weights.h5 written by training" in usage_error(
+        "agent_behaviour.py", "--weights", str(tmp_path / "none.weights.h5")
     )
-    assert completed.returncode == 2
-    assert "none.weights.h5: no such file; expected a q_network.weights.h5 written by training" in completed.stderr
