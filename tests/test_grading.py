@@ -192,11 +192,13 @@ def test_a_dask_cluster_grades_the_class_as_this_machine_does(graded, cluster, t
     local = [{**row, "note": row["note"].replace(str(course), "COURSE")} for row in _rows(course)]
     remote = [{**row, "note": row["note"].replace(str(on_cluster), "COURSE")} for row in _rows(on_cluster)]
     assert remote == local
-    for student in EXPECTED:
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-            expected = gradebook.find_submission(build.ASSIGNMENT, student).score
-        with Gradebook(f"sqlite:///{on_cluster / 'gradebook.db'}") as gradebook:
-            assert gradebook.find_submission(build.ASSIGNMENT, student).score == expected, student
+    with (
+        Gradebook(f"sqlite:///{course / 'gradebook.db'}") as here,
+        Gradebook(f"sqlite:///{on_cluster / 'gradebook.db'}") as there,
+    ):
+        for student in EXPECTED:
+            expected = here.find_submission(build.ASSIGNMENT, student).score
+            assert there.find_submission(build.ASSIGNMENT, student).score == expected, student
     assert not list((on_cluster / "grading").glob("*.db")), "no gradebook but the course's is left behind"
 
 

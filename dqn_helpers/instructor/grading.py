@@ -248,9 +248,8 @@ def _check_settings(
         raise ValueError(f"submission_timeout must be positive, got {submission_timeout}")
     if not (root / "nbgrader_config.py").is_file() or not (root / SOURCE).is_dir():
         raise ValueError(f"{root} is not a course folder: expected nbgrader_config.py and {SOURCE}/ in it")
-    if (
-        sandbox and scheduler is None and (problem := sandbox_problem()) is not None
-    ):  # a cluster's workers check their own
+    # On a cluster, each worker checks its own sandbox before it grades.
+    if sandbox and scheduler is None and (problem := sandbox_problem()) is not None:
         raise ValueError(
             f"cannot sandbox the students' kernels: {problem}. "
             "Pass --no-sandbox to grade without it (grades.csv will say so)"
