@@ -21,8 +21,12 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 ## test: every check, notebooks in fast mode (lint, unit tests, doctests, nbval, nbgrader end to end, JupyterLab in Chromium)
+# Two pytest workers (pytest-xdist), one per core here: alone, pytest keeps both cores busy only
+# while it grades. Each test file runs whole on one worker (its module fixtures are built once);
+# tests/conftest.py hands out the longest files first. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: $(INSTALLED) lint browser sandbox
-	DQN_FAST=1 $(BIN)/python -m pytest
+	DQN_FAST=1 $(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 ## test-fast: the edit-run loop: unit tests, doctests and the notebooks' checks; no nbgrader, browser, training or install
 FAST_TIER := not notebooks and not browser and not install and not training and not slow
@@ -78,8 +82,9 @@ grade: $(INSTALLED) sandbox
 	$(BIN)/python -m dqn_helpers grade $(GRADE_ARGS)
 
 ## feedback: feedback/<student>/<assignment>/*.html for every graded submission, hidden tests cut out, ready to release
+# One nbgrader process for every graded assignment ("*" matches autograded/<student>/<assignment>/).
 feedback: $(INSTALLED)
-	$(foreach assignment,$(ASSIGNMENTS),$(if $(wildcard autograded/*/$(assignment)),$(BIN)/nbgrader generate_feedback $(assignment) &&)) true
+	$(if $(wildcard autograded/*/*/*.ipynb),$(BIN)/nbgrader generate_feedback "*",true)
 
 ## backup-grades: zip gradebook.db, submitted/, autograded/, feedback/ and grading/ into backups/grades-<time>.zip
 backup-grades: $(INSTALLED)

@@ -69,8 +69,8 @@ def course(tmp_path_factory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("course")
     shutil.copytree(REPO / "solutions", root / "solutions", ignore=LEFT_BEHIND)
     shutil.copy(REPO / "nbgrader_config.py", root)
-    log = "".join(_nbgrader(root, "generate_assignment", name, "--force") for name in ASSIGNMENTS)
-    return root, log
+    # One nbgrader process for every assignment, as the grade command registers a fresh course.
+    return root, _nbgrader(root, "generate_assignment", "*", "--force")
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +210,16 @@ def test_graded_solutions_write_nothing_to_stderr(autograded):
             assert not streams, f"{path.name}, cell {cells.nbgrader(cell).get('grade_id')}: {streams}"
 
 
+def test_no_graded_test_cell_ends_on_a_value(autograded):
+    """Check that no test cell shows a value: nbgrader reads a number there as the cell's partial credit."""
+    for path in (autograded / "autograded").glob("*/*/*.ipynb"):
+        for cell in _code_cells(path):
+            meta = cells.nbgrader(cell)
+            if meta.get("grade") and not meta.get("solution"):
+                values = [output for output in cell["outputs"] if output["output_type"] == "execute_result"]
+                assert not values, f"{path.name}, test cell {meta['grade_id']} ends on a value: {values[0]['data']}"
+
+
 @pytest.mark.parametrize(
     "path", SOLUTION_NOTEBOOKS + RELEASE_NOTEBOOKS, ids=lambda p: f"{p.parent.parent.name}/{p.name}"
 )
@@ -311,8 +321,7 @@ def _hidden_test_lines(solution_path: Path) -> tuple[list[str], int]:
 @pytest.fixture(scope="module")
 def feedback(autograded) -> Path:
     """The feedback HTML of both graded students, as `make feedback` writes it."""
-    for name in ASSIGNMENTS:
-        _nbgrader(autograded, "generate_feedback", name)
+    _nbgrader(autograded, "generate_feedback", "*")  # as `make feedback` does
     return autograded / "feedback"
 
 

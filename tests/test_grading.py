@@ -17,12 +17,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from nbgrader.api import Gradebook
 
-from dqn_helpers.instructor.grading import NO_SANDBOX_NOTE, TAMPERING_NOTE, graded_cells
+from dqn_helpers.instructor.grading import NO_SANDBOX_NOTE, TAMPERING_NOTE, graded_cells, register_assignments
 from dqn_helpers.instructor.tampering import TAMPERING_ERROR
 from tests import cells
 from tests.conftest import REPO, SANDBOX, SANDBOX_PROBLEM, grade_command
@@ -37,6 +38,7 @@ EXPECTED = {
     **json.loads((FIXTURES / "expected.json").read_text()),
     **{student: expected for student, expected in TAMPERING.items() if not (SANDBOX and expected["needs_sandbox"])},
 }
+ROBUSTNESS = sorted(json.loads((FIXTURES / "expected.json").read_text()))  # the class the cluster grades too
 ASSIGNMENTS = ["00_setup", build.ASSIGNMENT]  # 00_setup: nobody handed it in
 CELL_TIMEOUT = 30  # seconds: notebook 01's slowest cell takes about 1 s in fast mode (the set-up, 2 s)
 MEMORY_LIMIT_GB = 4  # the memory hog fails at 4 GB; notebook 01 needs under 2 (no TensorFlow)
@@ -53,13 +55,13 @@ def _rows(course: Path) -> list[dict]:
         return list(csv.DictReader(file))
 
 
-def _class(course: Path, made: Path) -> Path:
-    """A copy of the course with the class of fixtures handed in, none graded yet."""
+def _class(course: Path, made: Path, students: Iterable[str] = EXPECTED) -> Path:
+    """A copy of the course with the class of fixtures (or some of its ``students``) handed in, none graded yet."""
     for assignment in ASSIGNMENTS:
         shutil.copytree(REPO / "solutions" / assignment, course / "solutions" / assignment)
     shutil.copy(REPO / "nbgrader_config.py", course)
     build.write(made, broken=True)  # the hand-ins that are not notebooks are not committed
-    for student in EXPECTED:
+    for student in students:
         committed = SUBMISSIONS / ("tampering" if student in TAMPERING else "robustness") / student
         shutil.copytree(
             committed if committed.is_dir() else made / "robustness" / student, course / "submitted" / student
@@ -176,9 +178,9 @@ def cluster():
 
 
 def test_a_dask_cluster_grades_the_class_as_this_machine_does(graded, cluster, tmp_path):
-    """Check that grading the class on two Dask workers writes the same grades.csv and gradebook scores."""
+    """Check that grading the robustness class on two Dask workers writes the same grades.csv and gradebook scores."""
     course, _ = graded
-    on_cluster = _class(tmp_path / "class", tmp_path / "made")
+    on_cluster = _class(tmp_path / "class", tmp_path / "made", students=ROBUSTNESS)
     result = _grade(
         on_cluster,
         "--scheduler",
@@ -189,14 +191,18 @@ def test_a_dask_cluster_grades_the_class_as_this_machine_does(graded, cluster, t
         str(MEMORY_LIMIT_GB),
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    local = [{**row, "note": row["note"].replace(str(course), "COURSE")} for row in _rows(course)]
+    local = [
+        {**row, "note": row["note"].replace(str(course), "COURSE")}
+        for row in _rows(course)
+        if row["student"] in ROBUSTNESS
+    ]
     remote = [{**row, "note": row["note"].replace(str(on_cluster), "COURSE")} for row in _rows(on_cluster)]
     assert remote == local
     with (
         Gradebook(f"sqlite:///{course / 'gradebook.db'}") as here,
         Gradebook(f"sqlite:///{on_cluster / 'gradebook.db'}") as there,
     ):
-        for student in EXPECTED:
+        for student in ROBUSTNESS:
             expected = here.find_submission(build.ASSIGNMENT, student).score
             assert there.find_submission(build.ASSIGNMENT, student).score == expected, student
     assert not list((on_cluster / "grading").glob("*.db")), "no gradebook but the course's is left behind"
@@ -395,6 +401,37 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert set(after) == {f"{student}.json" for student in students}
     assert after["ada.json"] == first["ada.json"], "a submission graded before the interrupt was graded again"
     assert all(float(row["score"]) == float(row["max_score"]) for row in _rows(course))
+
+
+def _grade_cells_in_gradebook(course: Path) -> dict[tuple[str, str], tuple[str, float]]:
+    """(assignment, grade_id) -> (the cell's row id, its points) for every grade cell of the course's gradebook."""
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        return {
+            (assignment.name, cell.name): (cell.id, cell.max_score)
+            for assignment in gradebook.assignments
+            for notebook in assignment.notebooks
+            for cell in notebook.grade_cells
+        }
+
+
+def test_a_fresh_course_is_registered_whole_and_a_later_assignment_joins_it(tmp_path):
+    """Check that the gradebook gets every graded cell of a new course, then a new assignment's, the others untouched."""
+    course = tmp_path / "course"
+    for assignment in ASSIGNMENTS:
+        shutil.copytree(REPO / "solutions" / assignment, course / "solutions" / assignment)
+    shutil.copy(REPO / "nbgrader_config.py", course)
+
+    register_assignments(course)
+    first = _grade_cells_in_gradebook(course)
+    shutil.copytree(REPO / "solutions" / "02_preprocessing", course / "solutions" / "02_preprocessing")
+    register_assignments(course)
+    second = _grade_cells_in_gradebook(course)
+
+    expected = {(cell.assignment, cell.test): cell.points for cell in graded_cells(course / "solutions")}
+    assert {key: points for key, (_, points) in second.items()} == expected
+    assert {key for key in expected if key[0] != "02_preprocessing"} == set(first)
+    assert {key: row for key, row in second.items() if key[0] != "02_preprocessing"} == first
+    assert not (course / "notebooks").exists(), "registering wrote a release into the course"
 
 
 @pytest.mark.parametrize(
