@@ -12,7 +12,7 @@ ASSIGNMENTS := $(notdir $(patsubst %/,%,$(dir $(wildcard solutions/*/*.ipynb))))
 # nbgrader runs `alembic` as a program: the environment's bin/ must be on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test test-fast lint browser sandbox lab release student-release grade feedback backup-grades erase-grades demo bench reference ship clean
+.PHONY: test test-fast test-catalogue lint browser sandbox lab release student-release grade feedback backup-grades erase-grades demo bench reference ship clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(INSTALLED) lint browser sandbox
 FAST_TIER := not notebooks and not browser and not install and not training and not slow
 test-fast: $(INSTALLED) lint
 	DQN_FAST=1 $(BIN)/python -m pytest tests dqn_helpers -m "$(FAST_TIER)"
+
+## test-catalogue: every mistake of the bug catalogue graded end to end by nbgrader in the sandbox (make test grades one per notebook)
+test-catalogue: $(INSTALLED) sandbox
+	DQN_FAST=1 DQN_CATALOGUE=all $(BIN)/python -m pytest tests/test_bug_catalogue.py -k loses_its_points
 
 ## lint: ruff's linter and formatter, as .pre-commit-config.yaml runs them (`ruff format .` fixes the layout)
 lint: $(INSTALLED)
