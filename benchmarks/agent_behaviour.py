@@ -1,14 +1,20 @@
-"""How a trained agent plays full games: its scores, and how long it waits to serve after a lost life.
+"""How a trained agent plays full games: its scores, how long it waits to serve, whether it tunnels.
 
 After a lost life, Breakout waits for FIRE before it serves the next ball. An agent
 that has not learnt this well stands still until it happens to press FIRE, often by
 an epsilon-random action; notebook 06 tells students what to expect of their own
 agent from this measure, for notebook 05's agent and the reference agent.
 
+An agent that tunnels clears a column of bricks and sends the ball through it: the
+ball then bounces between the top wall and the bricks, scoring without the paddle.
+The script counts, per game, the agent steps that end with the ball above the top
+row of bricks, which only a tunnel lets it reach.
+
 Plays ``--games`` full games by the evaluation protocol (all lives, up to 30 random
 no-ops, epsilon 0.05, 18,000 frames at most), game ``i`` seeded with ``--seed + i``,
-and prints one JSON line: the scores, and the agent steps from each lost life to the
-agent's first FIRE after it (15 agent steps are one second of play).
+and prints one JSON line: the scores, the agent steps from each lost life to the
+agent's first FIRE after it (15 agent steps are one second of play), and each game's
+agent steps with the ball above the bricks.
 
 Usage:
     python benchmarks/agent_behaviour.py                                   # the reference agent
@@ -24,6 +30,17 @@ from pathlib import Path
 import numpy as np
 
 FIRE = 1  # Breakout's action that serves the ball
+# Breakout's 210x160 screen: the top row of bricks fills rows 57-62, in the red of the ball and
+# the paddle; above it, the score and the walls are gray. A red pixel above row 57 is the ball.
+BALL_RED = (200, 72, 72)
+TOP_BRICK_ROW = 57
+
+
+def ball_above_the_bricks(screen: np.ndarray) -> bool:
+    """Whether the ball is above the top row of bricks on Breakout's RGB screen (210, 160, 3)."""
+    if screen.shape != (210, 160, 3):
+        raise ValueError(f"expected Breakout's RGB screen of shape (210, 160, 3), got {screen.shape}")
+    return bool(np.all(screen[:TOP_BRICK_ROW] == BALL_RED, axis=-1).any())
 
 
 def play(weights: Path | None, games: int, seed: int, max_episode_frames: int) -> dict:
@@ -36,12 +53,12 @@ def play(weights: Path | None, games: int, seed: int, max_episode_frames: int) -
 
     network = reference.load_network() if weights is None else load_q_network(weights, 4)
     policy = QPolicy(network)
-    scores, waits = [], []
+    scores, waits, above = [], [], []
     with make_env("Breakout", training=False, max_episode_frames=max_episode_frames) as env:
         for game in range(games):
             rng = np.random.default_rng(seed + game)
             state, info = env.reset(seed=seed + game)
-            lives, waiting, score = info["lives"], None, 0.0
+            lives, waiting, score, steps_above = info["lives"], None, 0.0, 0
             while True:
                 action = policy(state, rng, EVAL_EPSILON)
                 if waiting is not None:
@@ -51,12 +68,14 @@ def play(weights: Path | None, games: int, seed: int, max_episode_frames: int) -
                         waiting = None
                 state, reward, terminated, truncated, info = env.step(action)
                 score += reward
+                steps_above += ball_above_the_bricks(env.unwrapped.ale.getScreenRGB())
                 if info["lives"] < lives and not terminated:
                     waiting = 0
                 lives = info["lives"]
                 if terminated or truncated:
                     break
             scores.append(score)
+            above.append(steps_above)
     return {
         "agent": "reference" if weights is None else str(weights),
         "games": games,
@@ -66,6 +85,7 @@ def play(weights: Path | None, games: int, seed: int, max_episode_frames: int) -
         "steps_to_fire_after_a_lost_life": waits,
         "median_steps_to_fire": float(np.median(waits)) if waits else None,
         "max_steps_to_fire": max(waits) if waits else None,
+        "steps_with_the_ball_above_the_bricks": above,
     }
 
 
