@@ -14,7 +14,7 @@ Plays ``--games`` full games by the evaluation protocol (all lives, up to 30 ran
 no-ops, epsilon 0.05, 18,000 frames at most), game ``i`` seeded with ``--seed + i``,
 and prints one JSON line: the scores, the agent steps from each lost life to the
 agent's first FIRE after it (15 agent steps are one second of play), and each game's
-agent steps with the ball above the bricks.
+agent steps with the ball above the bricks and the first of them (null if none).
 
 Usage:
     python benchmarks/agent_behaviour.py                                   # the reference agent
@@ -24,42 +24,32 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
 import numpy as np
 
 FIRE = 1  # Breakout's action that serves the ball
-# Breakout's 210x160 screen: the top row of bricks fills rows 57-62, in the red of the ball and
-# the paddle; above it, the score and the walls are gray. A red pixel above row 57 is the ball.
-BALL_RED = (200, 72, 72)
-TOP_BRICK_ROW = 57
-
-
-def ball_above_the_bricks(screen: np.ndarray) -> bool:
-    """Whether the ball is above the top row of bricks on Breakout's RGB screen (210, 160, 3)."""
-    if screen.shape != (210, 160, 3):
-        raise ValueError(f"expected Breakout's RGB screen of shape (210, 160, 3), got {screen.shape}")
-    return bool(np.all(screen[:TOP_BRICK_ROW] == BALL_RED, axis=-1).any())
 
 
 def play(weights: Path | None, games: int, seed: int, max_episode_frames: int) -> dict:
     """Play the games and measure them (see the module's docstring)."""
     from dqn_helpers import reference
     from dqn_helpers.envs import make_env
-    from dqn_helpers.evaluation import EVAL_EPSILON
+    from dqn_helpers.evaluation import EVAL_EPSILON, ball_above_the_bricks
     from dqn_helpers.networks import load_q_network
     from dqn_helpers.policies import QPolicy
 
     network = reference.load_network() if weights is None else load_q_network(weights, 4)
     policy = QPolicy(network)
-    scores, waits, above = [], [], []
+    scores, waits, above, first_above = [], [], [], []
     with make_env("Breakout", training=False, max_episode_frames=max_episode_frames) as env:
         for game in range(games):
             rng = np.random.default_rng(seed + game)
             state, info = env.reset(seed=seed + game)
-            lives, waiting, score, steps_above = info["lives"], None, 0.0, 0
-            while True:
+            lives, waiting, score, steps_above, first = info["lives"], None, 0.0, 0, None
+            for step in itertools.count():
                 action = policy(state, rng, EVAL_EPSILON)
                 if waiting is not None:
                     waiting += 1
@@ -68,7 +58,9 @@ def play(weights: Path | None, games: int, seed: int, max_episode_frames: int) -
                         waiting = None
                 state, reward, terminated, truncated, info = env.step(action)
                 score += reward
-                steps_above += ball_above_the_bricks(env.unwrapped.ale.getScreenRGB())
+                if ball_above_the_bricks(env.unwrapped.ale.getScreenRGB()):
+                    steps_above += 1
+                    first = step if first is None else first
                 if info["lives"] < lives and not terminated:
                     waiting = 0
                 lives = info["lives"]
@@ -76,6 +68,7 @@ def play(weights: Path | None, games: int, seed: int, max_episode_frames: int) -
                     break
             scores.append(score)
             above.append(steps_above)
+            first_above.append(first)
     return {
         "agent": "reference" if weights is None else str(weights),
         "games": games,
@@ -86,6 +79,7 @@ def play(weights: Path | None, games: int, seed: int, max_episode_frames: int) -
         "median_steps_to_fire": float(np.median(waits)) if waits else None,
         "max_steps_to_fire": max(waits) if waits else None,
         "steps_with_the_ball_above_the_bricks": above,
+        "first_step_with_the_ball_above_the_bricks": first_above,
     }
 
 

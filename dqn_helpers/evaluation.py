@@ -25,6 +25,7 @@ __all__ = [
     "GameProgress",
     "StepRecord",
     "as_policy",
+    "ball_above_the_bricks",
     "evaluate",
     "play_episode",
     "summarize",
@@ -32,6 +33,11 @@ __all__ = [
 
 EVAL_EPSILON = 0.05
 EVAL_MAX_EPISODE_FRAMES = 18_000  # emulator frames: 5 minutes at 60 Hz
+# Breakout's 210x160 RGB screen: the top row of bricks fills rows 57-62, in the red of the
+# ball and the paddle; above it, the score and the walls are gray. A red pixel above row 57
+# is the ball, which only a tunnel through the wall lets up there.
+BREAKOUT_BALL_RED = (200, 72, 72)
+BREAKOUT_TOP_BRICK_ROW = 57
 
 
 class StepRecord(NamedTuple):
@@ -173,6 +179,28 @@ def evaluate(
             for episode in tqdm(range(episodes), desc="evaluating", unit="game", disable=not progress)
         ]
     return np.asarray(scores, dtype=np.float64)
+
+
+def ball_above_the_bricks(screen: np.ndarray) -> bool:
+    """Whether Breakout's ball is above the top row of bricks: the agent has tunnelled.
+
+    An agent that tunnels clears a column of bricks and sends the ball through it; the
+    ball then bounces between the top wall and the bricks, scoring without the paddle.
+
+    Args:
+        screen: Breakout's RGB screen, ``env.render()`` or the ALE's ``getScreenRGB()``,
+            uint8 of shape (210, 160, 3).
+
+    Returns:
+        True if a pixel above the top row of bricks has the ball's colour.
+
+    Raises:
+        ValueError: If ``screen`` is not of shape (210, 160, 3).
+    """
+    screen = np.asarray(screen)
+    if screen.shape != (210, 160, 3):
+        raise ValueError(f"expected Breakout's RGB screen of shape (210, 160, 3), got {screen.shape}")
+    return bool(np.all(screen[:BREAKOUT_TOP_BRICK_ROW] == BREAKOUT_BALL_RED, axis=-1).any())
 
 
 def summarize(scores: np.ndarray) -> dict[str, float]:

@@ -9,11 +9,14 @@ import pytest
 
 from dqn_helpers.envs import make_env
 from dqn_helpers.evaluation import (
+    BREAKOUT_BALL_RED,
+    BREAKOUT_TOP_BRICK_ROW,
     EVAL_EPSILON,
     EVAL_MAX_EPISODE_FRAMES,
     GameProgress,
     StepRecord,
     as_policy,
+    ball_above_the_bricks,
     evaluate,
     play_episode,
     summarize,
@@ -291,3 +294,28 @@ def evaluate_by_hand(env, games: int) -> list[float]:
             done = terminated or truncated
         scores.append(score)
     return scores
+
+
+# --- ball_above_the_bricks ----------------------------------------------------------------
+
+
+def test_the_ball_counts_as_above_the_bricks_only_above_the_top_row():
+    """Breakout's real screen in play: the ball below the bricks, then drawn above them, then on the top row's level."""
+    with make_env("Breakout", training=False, render_mode="rgb_array") as env:
+        env.reset(seed=0)  # FIRE on reset serves the ball
+        for _ in range(15):  # let the ball fall towards the paddle
+            env.step(0)
+        screen = env.render()
+    open_field = slice(93, 189)  # below the bricks (rows 57-92), above the paddle (rows 189-192)
+    rows, columns = np.nonzero(np.all(screen[open_field] == BREAKOUT_BALL_RED, axis=-1))
+    rows = rows + open_field.start
+    assert rows.size > 0, "the served ball should be in the open field"
+    assert not ball_above_the_bricks(screen)
+    lifted = screen.copy()
+    lifted[rows - rows.min() + 40, columns] = BREAKOUT_BALL_RED  # the same ball, between the top wall and the bricks
+    assert ball_above_the_bricks(lifted)
+    on_the_top_row = screen.copy()
+    on_the_top_row[rows - rows.min() + BREAKOUT_TOP_BRICK_ROW, columns] = BREAKOUT_BALL_RED
+    assert not ball_above_the_bricks(on_the_top_row)
+    with pytest.raises(ValueError, match=r"expected Breakout's RGB screen of shape \(210, 160, 3\), got \(84, 84\)"):
+        ball_above_the_bricks(np.zeros((84, 84), np.uint8))
