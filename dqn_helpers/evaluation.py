@@ -33,11 +33,12 @@ __all__ = [
 
 EVAL_EPSILON = 0.05
 EVAL_MAX_EPISODE_FRAMES = 18_000  # emulator frames: 5 minutes at 60 Hz
-# Breakout's 210x160 RGB screen: the top row of bricks fills rows 57-62, in the red of the
-# ball and the paddle; above it, the score and the walls are gray. A red pixel above row 57
-# is the ball, which only a tunnel through the wall lets up there.
-BREAKOUT_BALL_RED = (200, 72, 72)
-BREAKOUT_TOP_BRICK_ROW = 57
+# Breakout's 210x160 RGB screen: the top wall fills rows 17-31, the side walls columns 0-7
+# and 152-159, the top row of bricks rows 57-62. The gap between the top wall and the bricks
+# stays black but for the ball, which only a tunnel through the bricks lets up there (the
+# ball takes the colour of the rows it crosses: gray in the gap).
+BREAKOUT_GAP_ROWS = slice(32, 57)
+BREAKOUT_GAP_COLUMNS = slice(8, 152)
 
 
 class StepRecord(NamedTuple):
@@ -192,7 +193,7 @@ def ball_above_the_bricks(screen: np.ndarray) -> bool:
             uint8 of shape (210, 160, 3).
 
     Returns:
-        True if a pixel above the top row of bricks has the ball's colour.
+        True if a pixel of the gap between the top wall and the top row of bricks is lit.
 
     Raises:
         ValueError: If ``screen`` is not of shape (210, 160, 3).
@@ -200,7 +201,7 @@ def ball_above_the_bricks(screen: np.ndarray) -> bool:
     screen = np.asarray(screen)
     if screen.shape != (210, 160, 3):
         raise ValueError(f"expected Breakout's RGB screen of shape (210, 160, 3), got {screen.shape}")
-    return bool(np.all(screen[:BREAKOUT_TOP_BRICK_ROW] == BREAKOUT_BALL_RED, axis=-1).any())
+    return bool(screen[BREAKOUT_GAP_ROWS, BREAKOUT_GAP_COLUMNS].any())
 
 
 def summarize(scores: np.ndarray) -> dict[str, float]:

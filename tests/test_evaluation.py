@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
+import imageio.v2 as imageio
 import numpy as np
 import pytest
 
 from dqn_helpers.envs import make_env
 from dqn_helpers.evaluation import (
-    BREAKOUT_BALL_RED,
-    BREAKOUT_TOP_BRICK_ROW,
+    BREAKOUT_GAP_ROWS,
     EVAL_EPSILON,
     EVAL_MAX_EPISODE_FRAMES,
     GameProgress,
@@ -24,6 +25,7 @@ from dqn_helpers.evaluation import (
 from dqn_helpers.networks import nature_cnn
 from dqn_helpers.policies import QPolicy, RandomPolicy
 
+DATA = Path(__file__).parent / "data"
 SHORT = 400  # emulator frames: about 100 agent steps per evaluation game
 
 
@@ -299,23 +301,31 @@ def evaluate_by_hand(env, games: int) -> list[float]:
 # --- ball_above_the_bricks ----------------------------------------------------------------
 
 
-def test_the_ball_counts_as_above_the_bricks_only_above_the_top_row():
-    """Breakout's real screen in play: the ball below the bricks, then drawn above them, then on the top row's level."""
+def test_the_ball_counts_as_above_the_bricks_only_between_the_top_wall_and_the_bricks():
+    """Breakout's real screen in play: the ball below the bricks, then moved into the gap, then onto the top row."""
     with make_env("Breakout", training=False, render_mode="rgb_array") as env:
         env.reset(seed=0)  # FIRE on reset serves the ball
         for _ in range(15):  # let the ball fall towards the paddle
             env.step(0)
         screen = env.render()
     open_field = slice(93, 189)  # below the bricks (rows 57-92), above the paddle (rows 189-192)
-    rows, columns = np.nonzero(np.all(screen[open_field] == BREAKOUT_BALL_RED, axis=-1))
-    rows = rows + open_field.start
+    rows, columns = np.nonzero(np.any(screen[open_field] != 0, axis=-1)[:, 8:152])
+    rows, columns = rows + open_field.start, columns + 8
     assert rows.size > 0, "the served ball should be in the open field"
     assert not ball_above_the_bricks(screen)
-    lifted = screen.copy()
-    lifted[rows - rows.min() + 40, columns] = BREAKOUT_BALL_RED  # the same ball, between the top wall and the bricks
-    assert ball_above_the_bricks(lifted)
+    for top in (BREAKOUT_GAP_ROWS.start, BREAKOUT_GAP_ROWS.stop - np.ptp(rows) - 1):  # touching the wall, the bricks
+        lifted = screen.copy()
+        lifted[rows, columns] = 0
+        lifted[rows - rows.min() + top, columns] = screen[rows, columns]
+        assert ball_above_the_bricks(lifted), top
     on_the_top_row = screen.copy()
-    on_the_top_row[rows - rows.min() + BREAKOUT_TOP_BRICK_ROW, columns] = BREAKOUT_BALL_RED
+    on_the_top_row[rows - rows.min() + BREAKOUT_GAP_ROWS.stop, columns] = screen[rows, columns]
     assert not ball_above_the_bricks(on_the_top_row)
     with pytest.raises(ValueError, match=r"expected Breakout's RGB screen of shape \(210, 160, 3\), got \(84, 84\)"):
         ball_above_the_bricks(np.zeros((84, 84), np.uint8))
+
+
+def test_a_real_tunnel_is_seen():
+    """A screen of the reference agent's game (seed 12, agent step 1,334): the ball went through a tunnel."""
+    screen = imageio.imread(DATA / "breakout_ball_above_the_bricks.png")
+    assert ball_above_the_bricks(screen)

@@ -15,9 +15,9 @@ from dqn_helpers import reference
 from dqn_helpers.__main__ import build_parser, config_from_args, main
 from dqn_helpers.curves import read_episodes
 from dqn_helpers.envs import make_env
-from dqn_helpers.evaluation import EVAL_EPSILON, as_policy, evaluate, play_episode, summarize
+from dqn_helpers.evaluation import EVAL_EPSILON, as_policy, ball_above_the_bricks, evaluate, play_episode, summarize
 from dqn_helpers.networks import nature_cnn
-from dqn_helpers.policies import RandomPolicy
+from dqn_helpers.policies import QPolicy, RandomPolicy
 from dqn_helpers.training import FIXED_CHOICES, DQNConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +76,21 @@ def test_greedy_play_on_real_frames_beats_the_random_agent(q_network):
         life_scores(RandomPolicy(reference.NUM_ACTIONS), epsilon=1.0),
     )
     assert agent.mean() > random_agent.mean() + 1.5, (agent, random_agent)
+
+
+@pytest.mark.slow  # up to 900 agent steps of one game: about 15 s
+def test_the_shipped_agent_tunnels_within_the_readme_clip(q_network):
+    """Seed 11's game, which the README's clip and notebook 06 show: the ball gets above the bricks within 900 steps."""
+    clip = re.search(
+        r"record --weights reference --seed 11 --max-episode-frames (\d+)", (REPO / "Makefile").read_text()
+    )
+    assert clip, "make ship should record seed 11's game for the README's clip"
+    policy, rng = QPolicy(q_network), np.random.default_rng(11)  # as record_episode and notebook 06 play it
+    with make_env(training=False, max_episode_frames=int(clip.group(1))) as env:
+        for _ in play_episode(env, policy, rng, epsilon=EVAL_EPSILON, seed=11):
+            if ball_above_the_bricks(env.unwrapped.ale.getScreenRGB()):
+                return
+    pytest.fail(f"the ball never got above the bricks in the clip's game (seed 11, {clip.group(1)} frames)")
 
 
 def test_config_is_a_valid_training_config_and_reproduces_make_reference():
