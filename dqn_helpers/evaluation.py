@@ -35,8 +35,8 @@ EVAL_EPSILON = 0.05
 EVAL_MAX_EPISODE_FRAMES = 18_000  # emulator frames: 5 minutes at 60 Hz
 # Breakout's 210x160 RGB screen: the top wall fills rows 17-31, the side walls columns 0-7
 # and 152-159, the top row of bricks rows 57-62. The gap between the top wall and the bricks
-# stays black but for the ball, which only a tunnel through the bricks lets up there (the
-# ball takes the colour of the rows it crosses: gray in the gap).
+# stays black but for the ball, which only a tunnel through the bricks lets up there (it is
+# drawn gray there, like the walls, not in the red it has lower down).
 BREAKOUT_GAP_ROWS = slice(32, 57)
 BREAKOUT_GAP_COLUMNS = slice(8, 152)
 

@@ -849,7 +849,7 @@ def test_the_reference_record_gives_the_reference_settings():
     assert {name: settings[name] for name in record if name not in ("fixed", "compute")} == {
         name: value for name, value in record.items() if name not in ("fixed", "compute")
     }
-    assert (config.n_step, config.double_dqn, config.total_steps) == (3, True, 700_000)
+    assert (config.n_step, config.double_dqn, config.total_steps) == (3, True, 3_000_000)
     assert DQNConfig.from_file(reference.WEIGHTS.parent / "config.json", seed=2).seed == 2
 
 
