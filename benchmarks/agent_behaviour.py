@@ -48,7 +48,7 @@ def play(weights: Path | None, games: int, seed: int, max_episode_frames: int) -
         for game in range(games):
             rng = np.random.default_rng(seed + game)
             state, info = env.reset(seed=seed + game)
-            lives, waiting, score, steps_above, first = info["lives"], None, 0.0, 0, None
+            lives, waiting, score, steps_above = info["lives"], None, 0.0, []
             for step in itertools.count():
                 action = policy(state, rng, EVAL_EPSILON)
                 if waiting is not None:
@@ -59,16 +59,15 @@ def play(weights: Path | None, games: int, seed: int, max_episode_frames: int) -
                 state, reward, terminated, truncated, info = env.step(action)
                 score += reward
                 if ball_above_the_bricks(env.unwrapped.ale.getScreenRGB()):
-                    steps_above += 1
-                    first = step if first is None else first
+                    steps_above.append(step)
                 if info["lives"] < lives and not terminated:
                     waiting = 0
                 lives = info["lives"]
                 if terminated or truncated:
                     break
             scores.append(score)
-            above.append(steps_above)
-            first_above.append(first)
+            above.append(len(steps_above))
+            first_above.append(steps_above[0] if steps_above else None)
     return {
         "agent": "reference" if weights is None else str(weights),
         "games": games,

@@ -78,14 +78,13 @@ def test_greedy_play_on_real_frames_beats_the_random_agent(q_network):
     assert agent.mean() > random_agent.mean() + 1.5, (agent, random_agent)
 
 
-@pytest.mark.slow  # up to 900 agent steps of one game: about 15 s
 def test_the_shipped_agent_tunnels_within_the_readme_clip(q_network):
-    """Seed 11's game, which the README's clip and notebook 06 show: the ball gets above the bricks within 900 steps."""
+    """Seed 11's game, which the README's clip shows: the ball gets above the bricks within the clip's frames."""
     clip = re.search(
         r"record --weights reference --seed 11 --max-episode-frames (\d+)", (REPO / "Makefile").read_text()
     )
     assert clip, "make ship should record seed 11's game for the README's clip"
-    policy, rng = QPolicy(q_network), np.random.default_rng(11)  # as record_episode and notebook 06 play it
+    policy, rng = QPolicy(q_network), np.random.default_rng(11)  # as record_episode plays it
     with make_env(training=False, max_episode_frames=int(clip.group(1))) as env:
         for _ in play_episode(env, policy, rng, epsilon=EVAL_EPSILON, seed=11):
             if ball_above_the_bricks(env.unwrapped.ale.getScreenRGB()):
